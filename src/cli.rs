@@ -1,0 +1,72 @@
+//! Command-line definitions only. Settings are resolved in `config`.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "ship", version, about = "Build, package and deploy Rust web services reproducibly.")]
+pub struct Cli {
+    /// ship.toml to read (default: ./ship.toml if it exists).
+    #[arg(long, global = true, env = "SHIP_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Print nothing on stderr but errors.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Assemble a reproducible OCI image from a binary; print sha256:<manifest digest>.
+    Image(ImageArgs),
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ImageArgs {
+    /// The executable to ship (an ELF binary; static for the default base).
+    #[arg(long, value_name = "PATH")]
+    pub binary: PathBuf,
+    /// Image name; its last path component names the binary: /app/<name> (default: the binary's file name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Port to expose: N or N/tcp or N/udp. Repeatable.
+    #[arg(long = "port", value_name = "N")]
+    pub ports: Vec<String>,
+    /// Environment variable KEY=VALUE. Repeatable.
+    #[arg(long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Image label KEY=VALUE. Repeatable.
+    #[arg(long = "label", value_name = "K=V")]
+    pub labels: Vec<String>,
+    /// User to run as, UID[:GID] (default 65532:65532, "nonroot").
+    #[arg(long, value_name = "UID:GID")]
+    pub user: Option<String>,
+    /// Working directory in the container (absolute).
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Extra file SRC:DEST[:MODE] (MODE octal, default 0644). Repeatable.
+    #[arg(long = "file", value_name = "SRC:DEST")]
+    pub files: Vec<String>,
+    /// Layer compression.
+    #[arg(long, value_name = "gzip|zstd|none")]
+    pub compression: Option<String>,
+    /// Timestamp for `created` and every mtime (default: $SOURCE_DATE_EPOCH, else HEAD's commit time, else 0).
+    #[arg(long, value_name = "N")]
+    pub source_date_epoch: Option<String>,
+    /// Base: `ship` (generated, the default), `scratch` (none), or oci:DIR[:TAG].
+    #[arg(long, value_name = "BASE")]
+    pub base: Option<String>,
+    /// PEM CA bundle for the generated base (default: the toolchain's, else the host's).
+    #[arg(long, value_name = "PATH")]
+    pub ca_bundle: Option<PathBuf>,
+    /// Cargo.toml whose package fills the version, licenses and source labels.
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Where to write: oci:DIR[:TAG] or docker-archive:FILE[:REF].
+    #[arg(long, value_name = "DEST")]
+    pub output: String,
+    /// Print digest, manifest size and layers as JSON.
+    #[arg(long)]
+    pub json: bool,
+}

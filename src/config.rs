@@ -1,0 +1,565 @@
+//! ship.toml + environment + flags → one resolved settings value.
+//!
+//! Every environment variable ship reads is listed in [`ENV_VARS`] and read nowhere else.
+
+use crate::cli::ImageArgs;
+use crate::image::{self, Base, Compression, FileMapping};
+use crate::registry::reference::{self, Reference};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Every environment variable ship reads, with what it does.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("SHIP_CONFIG", "ship.toml to read, like --config"),
+    ("SOURCE_DATE_EPOCH", "timestamp for `created` and every mtime in the app layer (reproducible-builds.org)"),
+    ("SHIP_TOOLCHAIN", "toolchain store path; its etc/ssl/certs/ca-bundle.crt is the default CA bundle"),
+];
+
+fn env_var(name: &str) -> Option<String> {
+    debug_assert!(ENV_VARS.iter().any(|(n, _)| *n == name), "{name} must be listed in ENV_VARS");
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}: {source}")]
+    ReadConfig { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a valid ship.toml: {why}")]
+    ParseConfig { path: PathBuf, why: String },
+    #[error("cannot read {path}: {why}")]
+    CargoManifest { path: PathBuf, why: String },
+    #[error("{flag} {value:?} is not {expected}")]
+    BadValue { flag: &'static str, value: String, expected: &'static str },
+    #[error("--file {value:?}: {why}")]
+    BadFile { value: String, why: String },
+    #[error("--output {value:?} is not a valid destination: {why}")]
+    BadOutput { value: String, why: String },
+    #[error("--base {value:?} is not supported: {why}")]
+    BadBase { value: String, why: String },
+    #[error("no CA bundle found for the base layer (looked in {looked})")]
+    NoCaBundle { looked: String },
+    #[error(transparent)]
+    Reference(#[from] reference::Error),
+}
+
+impl Error {
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            Error::ReadConfig { .. } => "check the --config path, or run without it to use ./ship.toml".into(),
+            Error::ParseConfig { .. } => "fix that line; README.md lists every ship.toml key".into(),
+            Error::CargoManifest { .. } => "point --manifest-path at your package's Cargo.toml".into(),
+            Error::BadValue { flag, .. } => format!("see `ship image --help` for the form {flag} takes"),
+            Error::BadFile { .. } => "write --file SRC:DEST[:MODE], e.g. --file config/app.toml:/etc/app.toml:0644".into(),
+            Error::BadOutput { .. } => "write --output oci:DIR[:TAG] or docker-archive:FILE[:REF]".into(),
+            Error::BadBase { .. } => "write --base ship, --base scratch or --base oci:DIR[:TAG]".into(),
+            Error::NoCaBundle { .. } => "pass --ca-bundle PATH (a PEM file), or --base scratch for an image without one".into(),
+            Error::Reference(e) => return e.hint(),
+        })
+    }
+}
+
+/// ship.toml. Sections other issues implement are accepted and left for them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ShipToml {
+    #[serde(default)]
+    pub package: PackageSection,
+    #[serde(default)]
+    pub image: ImageSection,
+    pub toolchain: Option<toml::Table>,
+    pub cache: Option<toml::Table>,
+    pub deploy: Option<toml::Table>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PackageSection {
+    pub manifest_path: Option<PathBuf>,
+    pub bin: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ImageSection {
+    pub name: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub base: Option<String>,
+    #[serde(default)]
+    pub ports: Vec<PortValue>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub files: Vec<String>,
+    pub compression: Option<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub ca_bundle: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum PortValue {
+    Number(i64),
+    Text(String),
+}
+
+/// A loaded ship.toml and the directory its relative paths are relative to.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub file: ShipToml,
+    pub dir: Option<PathBuf>,
+}
+
+/// Load `--config PATH`, or ./ship.toml if present, or nothing.
+pub fn load(explicit: Option<&Path>) -> Result<Loaded, Error> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None if Path::new("ship.toml").is_file() => PathBuf::from("ship.toml"),
+        None => return Ok(Loaded::default()),
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::ReadConfig { path: path.clone(), source })?;
+    let file: ShipToml = toml::from_str(&text).map_err(|e| Error::ParseConfig { path: path.clone(), why: e.message().to_string() + &location(&text, e.span()) })?;
+    let dir = path.parent().map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() });
+    Ok(Loaded { file, dir })
+}
+
+fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    span.map(|s| format!(" (line {})", text[..s.start.min(text.len())].lines().count().max(1))).unwrap_or_default()
+}
+
+/// Where `ship image` writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Layout { dir: PathBuf, tag: String },
+    Archive { file: PathBuf, repo_tag: String },
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Output::Layout { dir, tag } => write!(f, "oci:{}:{tag}", dir.display()),
+            Output::Archive { file, repo_tag } => write!(f, "docker-archive:{}:{repo_tag}", file.display()),
+        }
+    }
+}
+
+/// Facts about the project the labels come from.
+#[derive(Debug, Default, Clone)]
+pub struct ProjectInfo {
+    pub version: Option<String>,
+    pub licenses: Option<String>,
+    pub source: Option<String>,
+    pub revision: Option<String>,
+    pub commit_time: Option<i64>,
+}
+
+/// The resolved `ship image` settings.
+#[derive(Debug)]
+pub struct ImageSettings {
+    pub request: image::Request,
+    pub output: Output,
+}
+
+fn split_kv(flag: &'static str, value: &str, expected: &'static str) -> Result<(String, String), Error> {
+    let bad = || Error::BadValue { flag, value: value.to_string(), expected };
+    let (k, v) = value.split_once('=').ok_or_else(bad)?;
+    if k.is_empty() || k.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad());
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+fn parse_env(value: &str) -> Result<(String, String), Error> {
+    let expected = "KEY=VALUE with KEY made of letters, digits and '_', not starting with a digit";
+    let (k, v) = split_kv("--env", value, expected)?;
+    let ok = k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') && !k.as_bytes()[0].is_ascii_digit();
+    if !ok {
+        return Err(Error::BadValue { flag: "--env", value: value.to_string(), expected });
+    }
+    Ok((k, v))
+}
+
+fn parse_port(value: &str) -> Result<String, Error> {
+    let bad = || Error::BadValue { flag: "--port", value: value.to_string(), expected: "a port 1-65535, optionally /tcp or /udp" };
+    let (num, proto) = value.split_once('/').unwrap_or((value, "tcp"));
+    let n: u16 = num.parse().map_err(|_| bad())?;
+    if n == 0 || !matches!(proto, "tcp" | "udp" | "sctp") {
+        return Err(bad());
+    }
+    Ok(format!("{n}/{proto}"))
+}
+
+fn parse_user(value: &str) -> Result<String, Error> {
+    let ok_part = |p: &str| !p.is_empty() && p.bytes().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c));
+    let ok = match value.split_once(':') {
+        Some((u, g)) => ok_part(u) && ok_part(g),
+        None => ok_part(value),
+    };
+    if !ok {
+        return Err(Error::BadValue { flag: "--user", value: value.into(), expected: "UID, UID:GID or a user name like nonroot" });
+    }
+    Ok(value.to_string())
+}
+
+fn parse_file(value: &str, base: &Path) -> Result<FileMapping, Error> {
+    let bad = |why: &str| Error::BadFile { value: value.to_string(), why: why.to_string() };
+    let (src, rest) = value.split_once(':').ok_or_else(|| bad("it is not SRC:DEST"))?;
+    let (dest, mode) = match rest.rsplit_once(':') {
+        // A last part made of digits is a mode; it must then be octal.
+        Some((d, m)) if !m.is_empty() && m.bytes().all(|c| c.is_ascii_digit()) => {
+            (d, u32::from_str_radix(m, 8).map_err(|_| bad("the mode is not octal (like 0644)"))?)
+        }
+        _ => (rest, 0o644),
+    };
+    if mode > 0o7777 {
+        return Err(bad("the mode is larger than 7777"));
+    }
+    if src.is_empty() {
+        return Err(bad("the source path is empty"));
+    }
+    image::layer::normalize_path(dest).map_err(|e| bad(&e.to_string()))?;
+    let src = base.join(src);
+    match std::fs::metadata(&src) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Err(bad("the source is not a regular file")),
+        Err(e) => return Err(bad(&format!("cannot read {}: {e}", src.display()))),
+    }
+    std::fs::File::open(&src).map_err(|e| bad(&format!("cannot read {}: {e}", src.display())))?;
+    Ok(FileMapping { src, dest: dest.to_string(), mode })
+}
+
+/// `oci:DIR[:TAG]` or `docker-archive:FILE[:REF]`; the default REF is `<default_ref>:latest`.
+pub fn parse_output(value: &str, default_ref: &str) -> Result<Output, Error> {
+    let bad = |why: &str| Error::BadOutput { value: value.to_string(), why: why.to_string() };
+    if let Some(rest) = value.strip_prefix("oci:") {
+        let (dir, tag) = rest.split_once(':').unwrap_or((rest, "latest"));
+        if dir.is_empty() {
+            return Err(bad("the directory is empty"));
+        }
+        if !reference::is_valid_tag(tag) {
+            return Err(bad("the tag must be 1-128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"));
+        }
+        return Ok(Output::Layout { dir: PathBuf::from(dir), tag: tag.to_string() });
+    }
+    if let Some(rest) = value.strip_prefix("docker-archive:") {
+        let (file, r) = rest.split_once(':').unwrap_or((rest, default_ref));
+        if file.is_empty() {
+            return Err(bad("the file name is empty"));
+        }
+        let parsed = Reference::parse(r)?;
+        if parsed.digest.is_some() {
+            return Err(bad("an archive reference names a tag, not a digest"));
+        }
+        let repo_tag = format!("{}:{}", parsed.familiar_name(), parsed.tag_or_latest());
+        return Ok(Output::Archive { file: PathBuf::from(file), repo_tag });
+    }
+    Err(bad("it must start with oci: or docker-archive:"))
+}
+
+fn parse_base(value: &str, ca_bundle: Option<PathBuf>) -> Result<Base, Error> {
+    let bad = |why: &str| Error::BadBase { value: value.to_string(), why: why.to_string() };
+    match value {
+        "ship" => Ok(Base::Generated { ca_bundle: ca_bundle.map_or_else(default_ca_bundle, Ok)? }),
+        "scratch" => Ok(Base::Scratch),
+        v if v.starts_with("oci:") => {
+            let rest = &v[4..];
+            let (dir, tag) = rest.split_once(':').unwrap_or((rest, "latest"));
+            if dir.is_empty() || !reference::is_valid_tag(tag) {
+                return Err(bad("it must be oci:DIR[:TAG] with a valid tag"));
+            }
+            Ok(Base::Layout { dir: PathBuf::from(dir), tag: tag.to_string() })
+        }
+        _ => Err(bad("pulling a base image from a registry is not available yet; save it to an OCI layout first (skopeo copy docker://REF oci:DIR:TAG)")),
+    }
+}
+
+/// The toolchain's bundle, then the usual host locations.
+fn default_ca_bundle() -> Result<PathBuf, Error> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(tc) = env_var("SHIP_TOOLCHAIN") {
+        candidates.push(Path::new(&tc).join("etc/ssl/certs/ca-bundle.crt"));
+    }
+    candidates.extend(
+        ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"].map(PathBuf::from),
+    );
+    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| Error::NoCaBundle {
+        looked: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+    })
+}
+
+/// The short app name from an image name: `ghcr.io/acme/hello:1` → `hello`.
+fn short_name(name: &str) -> Result<String, Error> {
+    let reference = Reference::parse(name)?;
+    Ok(reference.short_name().to_string())
+}
+
+fn parse_epoch(flag: &'static str, value: &str) -> Result<i64, Error> {
+    value
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| (0..=253_402_300_799).contains(n))
+        .ok_or_else(|| Error::BadValue { flag, value: value.to_string(), expected: "a number of seconds since 1970 (0 to 253402300799)" })
+}
+
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new("git").arg("-C").arg(dir).args(args).stderr(std::process::Stdio::null()).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// `https://user:token@github.com/a/b.git` → `https://github.com/a/b`;
+/// `git@github.com:a/b.git` → `https://github.com/a/b`. Credentials never survive.
+pub fn public_source_url(remote: &str) -> Option<String> {
+    let remote = remote.trim();
+    let (host, path) = if let Some(rest) = remote.strip_prefix("https://").or_else(|| remote.strip_prefix("http://")) {
+        let (authority, path) = rest.split_once('/')?;
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        (host.to_string(), path.to_string())
+    } else if let Some(rest) = remote.strip_prefix("ssh://") {
+        let (authority, path) = rest.split_once('/')?;
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = host.split(':').next()?;
+        (host.to_string(), path.to_string())
+    } else if let Some((user_host, path)) = remote.split_once(':').filter(|(h, _)| h.contains('@') && !h.contains('/')) {
+        let host = user_host.rsplit_once('@').map_or(user_host, |(_, h)| h);
+        (host.to_string(), path.to_string())
+    } else {
+        return None;
+    };
+    let path = path.trim_end_matches('/').trim_end_matches(".git");
+    (!host.is_empty() && !path.is_empty()).then(|| format!("https://{host}/{path}"))
+}
+
+/// Read version and licenses from Cargo.toml and revision, commit time and remote from git.
+pub fn project_info(manifest: Option<&Path>, git_dir: &Path) -> Result<ProjectInfo, Error> {
+    let mut info = ProjectInfo::default();
+    if let Some(path) = manifest {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::CargoManifest { path: path.into(), why: e.to_string() })?;
+        let doc: toml::Table = toml::from_str(&text).map_err(|e| Error::CargoManifest { path: path.into(), why: e.message().to_string() })?;
+        let pkg = doc.get("package").and_then(|p| p.as_table());
+        let field = |k: &str| pkg.and_then(|p| p.get(k)).and_then(|v| v.as_str()).map(str::to_string);
+        info.version = field("version");
+        info.licenses = field("license");
+        info.source = field("repository");
+    }
+    if let Some(rev) = git(git_dir, &["rev-parse", "--verify", "HEAD"]) {
+        info.commit_time = git(git_dir, &["log", "-1", "--format=%ct", "HEAD"]).and_then(|t| t.parse().ok());
+        info.revision = Some(rev);
+        if info.source.is_none() {
+            info.source = git(git_dir, &["remote", "get-url", "origin"]).and_then(|u| public_source_url(&u));
+        }
+    }
+    Ok(info)
+}
+
+/// Resolve `ship image` from flags, ship.toml and the environment (flags win).
+pub fn resolve_image(args: &ImageArgs, loaded: &Loaded) -> Result<ImageSettings, Error> {
+    let toml = &loaded.file.image;
+    let toml_dir = loaded.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+
+    let image_name = args.name.clone().or_else(|| toml.name.clone());
+    let name = match &image_name {
+        Some(n) => short_name(n)?,
+        None => {
+            let file = args.binary.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+            short_name(&file.to_lowercase()).map_err(|_| Error::BadValue {
+                flag: "--binary",
+                value: file.clone(),
+                expected: "a file name usable as an image name (or pass --name)",
+            })?
+        }
+    };
+
+    let mut ports = Vec::new();
+    for p in &toml.ports {
+        ports.push(match p {
+            PortValue::Number(n) => parse_port(&n.to_string())?,
+            PortValue::Text(s) => parse_port(s)?,
+        });
+    }
+    for p in &args.ports {
+        ports.push(parse_port(p)?);
+    }
+
+    let mut env: Vec<(String, String)> = Vec::new();
+    let toml_env = toml.env.iter().map(|(k, v)| parse_env(&format!("{k}={v}")));
+    let flag_env = args.env.iter().map(|e| parse_env(e));
+    for kv in toml_env.chain(flag_env) {
+        let (k, v) = kv?;
+        match env.iter_mut().find(|(ek, _)| *ek == k) {
+            Some(slot) => slot.1 = v,
+            None => env.push((k, v)),
+        }
+    }
+
+    let mut files = Vec::new();
+    for f in &toml.files {
+        files.push(parse_file(f, &toml_dir)?);
+    }
+    for f in &args.files {
+        files.push(parse_file(f, Path::new("."))?);
+    }
+
+    let compression = match args.compression.as_deref().or(toml.compression.as_deref()) {
+        None => Compression::default(),
+        Some(c) => Compression::parse(c).ok_or_else(|| Error::BadValue { flag: "--compression", value: c.into(), expected: "gzip, zstd or none" })?,
+    };
+    let user = parse_user(args.user.as_deref().or(toml.user.as_deref()).unwrap_or("65532:65532"))?;
+    let workdir = match args.workdir.clone().or_else(|| toml.workdir.clone()) {
+        Some(w) if !w.starts_with('/') => {
+            return Err(Error::BadValue { flag: "--workdir", value: w, expected: "an absolute path" });
+        }
+        w => w,
+    };
+    let ca_bundle = args.ca_bundle.clone().or_else(|| toml.ca_bundle.as_ref().map(|p| toml_dir.join(p)));
+    let base = parse_base(args.base.as_deref().or(toml.base.as_deref()).unwrap_or("ship"), ca_bundle)?;
+
+    // The project: --manifest-path, [package] manifest-path, Cargo.toml beside ship.toml, ./Cargo.toml.
+    let manifest = args
+        .manifest_path
+        .clone()
+        .or_else(|| loaded.file.package.manifest_path.as_ref().map(|p| toml_dir.join(p)))
+        .or_else(|| Some(toml_dir.join("Cargo.toml")).filter(|p| p.is_file()));
+    let git_dir = manifest.as_ref().and_then(|m| m.parent()).map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p }).unwrap_or(&toml_dir).to_path_buf();
+    let info = project_info(manifest.as_deref(), &git_dir)?;
+
+    let source_date_epoch = match (&args.source_date_epoch, env_var("SOURCE_DATE_EPOCH")) {
+        (Some(v), _) => parse_epoch("--source-date-epoch", v)?,
+        (None, Some(v)) => parse_epoch("SOURCE_DATE_EPOCH", &v)?,
+        (None, None) => info.commit_time.unwrap_or(0),
+    };
+
+    let mut labels = BTreeMap::new();
+    labels.insert("org.opencontainers.image.title".to_string(), name.clone());
+    let known = [
+        ("version", &info.version),
+        ("licenses", &info.licenses),
+        ("source", &info.source),
+        ("revision", &info.revision),
+    ];
+    for (k, v) in known {
+        if let Some(v) = v {
+            labels.insert(format!("org.opencontainers.image.{k}"), v.clone());
+        }
+    }
+    for (k, v) in &toml.labels {
+        labels.insert(k.clone(), v.clone());
+    }
+    for l in &args.labels {
+        let (k, v) = split_kv("--label", l, "KEY=VALUE with a non-empty KEY")?;
+        labels.insert(k, v);
+    }
+
+    let default_ref = image_name.clone().unwrap_or_else(|| name.clone());
+    let output = parse_output(&args.output, &default_ref)?;
+
+    Ok(ImageSettings {
+        request: image::Request {
+            binary: args.binary.clone(),
+            name,
+            base,
+            ports,
+            env,
+            labels,
+            user,
+            workdir,
+            files,
+            compression,
+            source_date_epoch,
+            threads: image::compress::default_threads(),
+        },
+        output,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs() {
+        assert_eq!(parse_output("oci:out", "x").unwrap(), Output::Layout { dir: "out".into(), tag: "latest".into() });
+        assert_eq!(parse_output("oci:/a/b:v1", "x").unwrap(), Output::Layout { dir: "/a/b".into(), tag: "v1".into() });
+        assert_eq!(
+            parse_output("docker-archive:x.tar", "ghcr.io/acme/app").unwrap(),
+            Output::Archive { file: "x.tar".into(), repo_tag: "ghcr.io/acme/app:latest".into() }
+        );
+        assert_eq!(
+            parse_output("docker-archive:x.tar:hello:2", "x").unwrap(),
+            Output::Archive { file: "x.tar".into(), repo_tag: "hello:2".into() }
+        );
+        for bad in ["out", "oci:", "oci:d:bad tag", "oci:d:-x", "docker-archive:", "docker-archive:f:UP"] {
+            assert!(parse_output(bad, "x").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ports_env_users() {
+        assert_eq!(parse_port("3000").unwrap(), "3000/tcp");
+        assert_eq!(parse_port("53/udp").unwrap(), "53/udp");
+        for bad in ["0", "70000", "x", "80/icmp", ""] {
+            assert!(parse_port(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_env("A_1=x=y").unwrap(), ("A_1".into(), "x=y".into()));
+        for bad in ["A", "=x", "1A=x", "A-B=x"] {
+            assert!(parse_env(bad).is_err(), "{bad}");
+        }
+        assert!(parse_user("65532:65532").is_ok());
+        assert!(parse_user("nonroot").is_ok());
+        assert!(parse_user("1:").is_err());
+        assert!(parse_user("a b").is_err());
+    }
+
+    #[test]
+    fn file_mappings() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("c.toml"), "x").unwrap();
+        let m = parse_file("c.toml:/etc/c.toml:0600", dir.path()).unwrap();
+        assert_eq!((m.dest.as_str(), m.mode), ("/etc/c.toml", 0o600));
+        assert_eq!(parse_file("c.toml:/etc/c.toml", dir.path()).unwrap().mode, 0o644);
+        for bad in ["c.toml", "c.toml:etc/x", "missing:/x", ":/x", "c.toml:/x:0999"] {
+            assert!(parse_file(bad, dir.path()).is_err(), "{bad}");
+        }
+        assert!(parse_file(".:/x", dir.path()).is_err(), "directories are rejected");
+    }
+
+    #[test]
+    fn source_urls_lose_credentials() {
+        assert_eq!(public_source_url("https://x:ghp_secret@github.com/a/b.git").unwrap(), "https://github.com/a/b");
+        assert_eq!(public_source_url("git@github.com:a/b.git").unwrap(), "https://github.com/a/b");
+        assert_eq!(public_source_url("ssh://git@github.com:22/a/b").unwrap(), "https://github.com/a/b");
+        assert_eq!(public_source_url("/local/path"), None);
+    }
+
+    #[test]
+    fn design_example_ship_toml_parses() {
+        let text = r#"
+[package]
+manifest-path = "Cargo.toml"
+bin = "hello-service"
+[toolchain]
+source = "auto"
+[image]
+name = "ghcr.io/acme/hello-service"
+tags = ["latest", "{git_sha}", "{version}"]
+base = "scratch"
+ports = [3000]
+env = { RUST_LOG = "info" }
+labels = {}
+files = []
+compression = "gzip"
+[cache]
+bucket = "acme-sccache"
+[deploy.railway]
+service = "..."
+"#;
+        let t: ShipToml = toml::from_str(text).unwrap();
+        assert_eq!(t.image.name.as_deref(), Some("ghcr.io/acme/hello-service"));
+        assert!(toml::from_str::<ShipToml>("[image]\nport = 3").is_err(), "typos are rejected");
+    }
+}

@@ -1,0 +1,76 @@
+//! The image platform, read from the binary's ELF header.
+
+use goblin::elf::{header, Elf};
+
+/// OCI `architecture`, `variant` and `os` for an ELF file, or `None` if `bytes` is not ELF.
+/// Err(machine) for an ELF file of an architecture OCI has no name for.
+pub fn platform(bytes: &[u8]) -> Option<Result<Platform, u16>> {
+    if bytes.len() < header::SIZEOF_IDENT || &bytes[..header::SELFMAG] != header::ELFMAG {
+        return None;
+    }
+    let h = Elf::parse_header(bytes).ok()?;
+    let is64 = h.e_ident[header::EI_CLASS] == header::ELFCLASS64;
+    let little = h.e_ident[header::EI_DATA] == header::ELFDATA2LSB;
+    let (architecture, variant) = match (h.e_machine, is64, little) {
+        (header::EM_X86_64, true, _) => ("amd64", None),
+        (header::EM_AARCH64, true, _) => ("arm64", Some("v8")),
+        (header::EM_386, false, _) => ("386", None),
+        (header::EM_ARM, false, _) => ("arm", Some("v7")),
+        (header::EM_RISCV, true, _) => ("riscv64", None),
+        (header::EM_PPC64, true, true) => ("ppc64le", None),
+        (header::EM_S390, true, _) => ("s390x", None),
+        (machine, _, _) => return Some(Err(machine)),
+    };
+    Some(Ok(Platform { architecture, variant, os: "linux" }))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Platform {
+    pub architecture: &'static str,
+    pub variant: Option<&'static str>,
+    pub os: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(class: u8, machine: u16) -> Vec<u8> {
+        let mut h = vec![0u8; 64];
+        h[..4].copy_from_slice(b"\x7fELF");
+        h[4] = class;
+        h[5] = 1; // little endian
+        h[6] = 1;
+        h[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+        h[18..20].copy_from_slice(&machine.to_le_bytes());
+        h[20..24].copy_from_slice(&1u32.to_le_bytes());
+        h
+    }
+
+    #[test]
+    fn maps_machines_to_oci_names() {
+        let p = platform(&header(2, 62)).unwrap().unwrap();
+        assert_eq!((p.architecture, p.os), ("amd64", "linux"));
+        let p = platform(&header(2, 183)).unwrap().unwrap();
+        assert_eq!((p.architecture, p.variant), ("arm64", Some("v8")));
+    }
+
+    #[test]
+    fn rejects_non_elf_and_unknown_machines() {
+        assert!(platform(b"#!/bin/sh\necho hi\n").is_none());
+        assert!(platform(b"").is_none());
+        assert_eq!(platform(&header(2, 9999)).unwrap(), Err(9999));
+    }
+
+    #[test]
+    fn reads_the_test_binary_itself() {
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let p = platform(&me).unwrap().unwrap();
+        let expected = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        assert_eq!(p.architecture, expected);
+    }
+}

@@ -1,0 +1,303 @@
+//! Layers: a deterministic file tree, its tar, and the compressed blob.
+
+use super::compress::{self, Compression};
+use super::digest;
+use super::Error;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What a tree entry is.
+#[derive(Debug, Clone)]
+pub enum Content {
+    Dir,
+    File(Arc<Vec<u8>>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub content: Content,
+}
+
+/// A file tree for one layer. Paths are kept relative (`app/hello`) and sorted; every parent
+/// directory is present, so the tar has no implicit directories whose mode a runtime would
+/// have to guess.
+#[derive(Debug, Default, Clone)]
+pub struct Tree {
+    entries: BTreeMap<String, Entry>,
+}
+
+/// Check and normalise an absolute container path: `/app//x/` → `app/x`.
+pub fn normalize_path(path: &str) -> Result<String, Error> {
+    let bad = |why: &str| Error::BadPath { path: path.to_string(), why: why.to_string() };
+    if !path.starts_with('/') {
+        return Err(bad("it must be absolute"));
+    }
+    let mut parts = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err(bad("it must not contain '..'")),
+            p if p.contains('\0') => return Err(bad("it must not contain NUL")),
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() {
+        return Err(bad("it names the root directory, not a file"));
+    }
+    Ok(parts.join("/"))
+}
+
+impl Tree {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add a directory (and its parents, mode 0755 root:root).
+    pub fn dir(&mut self, path: &str, mode: u32, uid: u64, gid: u64) -> Result<(), Error> {
+        let rel = normalize_path(path)?;
+        self.parents(&rel)?;
+        match self.entries.get(&rel) {
+            Some(Entry { content: Content::File(_), .. }) => Err(Error::PathConflict(format!("/{rel}"))),
+            _ => {
+                self.entries.insert(rel, Entry { mode, uid, gid, content: Content::Dir });
+                Ok(())
+            }
+        }
+    }
+
+    /// Add a regular file (and its parents). Adding the same path twice is an error.
+    pub fn file(&mut self, path: &str, data: Arc<Vec<u8>>, mode: u32) -> Result<(), Error> {
+        let rel = normalize_path(path)?;
+        self.parents(&rel)?;
+        if self.entries.contains_key(&rel) {
+            return Err(Error::PathConflict(format!("/{rel}")));
+        }
+        self.entries.insert(rel, Entry { mode, uid: 0, gid: 0, content: Content::File(data) });
+        Ok(())
+    }
+
+    fn parents(&mut self, rel: &str) -> Result<(), Error> {
+        let mut end = 0;
+        while let Some(i) = rel[end..].find('/') {
+            end += i;
+            let parent = &rel[..end];
+            match self.entries.get(parent) {
+                Some(Entry { content: Content::File(_), .. }) => {
+                    return Err(Error::PathConflict(format!("/{parent}")));
+                }
+                Some(_) => {}
+                None => {
+                    let dir = Entry { mode: 0o755, uid: 0, gid: 0, content: Content::Dir };
+                    self.entries.insert(parent.to_string(), dir);
+                }
+            }
+            end += 1;
+        }
+        Ok(())
+    }
+
+    /// The tar of this tree: entries in byte order of their paths, every mtime `mtime`, owners
+    /// numeric only (no user or group names), GNU headers (long names as `././@LongLink`).
+    pub fn to_tar(&self, mtime: u64) -> Vec<u8> {
+        let size: usize = self
+            .entries
+            .values()
+            .map(|e| match &e.content {
+                Content::File(d) => d.len() + 1024,
+                Content::Dir => 512,
+            })
+            .sum();
+        let mut builder = tar::Builder::new(Vec::with_capacity(size + 2048));
+        for (path, entry) in &self.entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_mode(entry.mode);
+            header.set_uid(entry.uid);
+            header.set_gid(entry.gid);
+            header.set_mtime(mtime);
+            let result = match &entry.content {
+                Content::Dir => {
+                    header.set_entry_type(tar::EntryType::Directory);
+                    header.set_size(0);
+                    builder.append_data(&mut header, format!("{path}/"), std::io::empty())
+                }
+                Content::File(data) => {
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_size(data.len() as u64);
+                    builder.append_data(&mut header, path, &data[..])
+                }
+            };
+            result.expect("writing a tar into memory cannot fail for normalised paths");
+        }
+        builder.into_inner().expect("writing a tar into memory cannot fail")
+    }
+}
+
+/// Where a layer's compressed bytes live.
+#[derive(Debug, Clone)]
+pub enum Blob {
+    Memory(Arc<Vec<u8>>),
+    File(PathBuf),
+}
+
+/// One layer, in the shape every writer (layout, archive, registry) consumes.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub media_type: String,
+    /// Digest of the compressed blob.
+    pub digest: String,
+    /// Digest of the uncompressed tar.
+    pub diff_id: String,
+    /// Size of the compressed blob.
+    pub size: u64,
+    blob: Blob,
+    /// The tar itself, when ship made it (saves a decompression for docker-archive).
+    tar: Option<Arc<Vec<u8>>>,
+}
+
+impl Layer {
+    /// Compress a tar into a layer. The diff_id is hashed on a second thread while the chunks
+    /// are compressed.
+    pub fn from_tar(tar: Vec<u8>, compression: Compression, threads: usize) -> Layer {
+        let (diff_id, blob) = std::thread::scope(|s| {
+            let hash = s.spawn(|| digest::sha256(&tar));
+            let blob = compress::compress(&tar, compression, threads);
+            (hash.join().expect("hashing does not panic"), blob)
+        });
+        let (digest, blob) = if compression == Compression::None {
+            (diff_id.clone(), blob)
+        } else {
+            (digest::sha256(&blob), blob)
+        };
+        Layer {
+            media_type: compression.media_type().to_string(),
+            digest,
+            diff_id,
+            size: blob.len() as u64,
+            blob: Blob::Memory(Arc::new(blob)),
+            tar: Some(Arc::new(tar)),
+        }
+    }
+
+    /// A layer whose blob is a file that has already been verified against `digest`.
+    pub fn from_file(media_type: String, digest: String, diff_id: String, size: u64, path: PathBuf) -> Layer {
+        Layer { media_type, digest, diff_id, size, blob: Blob::File(path), tar: None }
+    }
+
+    pub fn blob(&self) -> &Blob {
+        &self.blob
+    }
+
+    /// The compressed bytes.
+    pub fn open(&self) -> std::io::Result<Box<dyn Read + '_>> {
+        Ok(match &self.blob {
+            Blob::Memory(b) => Box::new(&b[..]),
+            Blob::File(p) => Box::new(std::fs::File::open(p)?),
+        })
+    }
+
+    /// The uncompressed tar.
+    pub fn tar(&self) -> Result<Arc<Vec<u8>>, Error> {
+        if let Some(tar) = &self.tar {
+            return Ok(tar.clone());
+        }
+        let compression = Compression::from_media_type(&self.media_type)
+            .ok_or_else(|| Error::UnsupportedMediaType(self.media_type.clone()))?;
+        let mut out = Vec::new();
+        compress::decoder(self.open().map_err(Error::io("reading layer blob"))?, compression)
+            .and_then(|mut r| r.read_to_end(&mut out))
+            .map_err(|e| Error::CorruptLayer { digest: self.digest.clone(), why: e.to_string() })?;
+        if digest::sha256(&out) != self.diff_id {
+            return Err(Error::CorruptLayer {
+                digest: self.digest.clone(),
+                why: format!("its uncompressed digest is not the diff_id {}", self.diff_id),
+            });
+        }
+        Ok(Arc::new(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(tar: &[u8]) -> Vec<(String, u32, u64, u64)> {
+        tar::Archive::new(tar)
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (
+                    e.path().unwrap().to_string_lossy().into_owned(),
+                    h.mode().unwrap(),
+                    h.uid().unwrap(),
+                    h.mtime().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parents_are_created_and_entries_sorted() {
+        let mut t = Tree::new();
+        t.file("/z/b", Arc::new(b"b".to_vec()), 0o644).unwrap();
+        t.file("/a/x/y", Arc::new(b"y".to_vec()), 0o755).unwrap();
+        t.dir("/tmp", 0o1777, 0, 0).unwrap();
+        let got = names(&t.to_tar(42));
+        let paths: Vec<_> = got.iter().map(|g| g.0.trim_end_matches('/').to_string()).collect();
+        assert_eq!(paths, ["a", "a/x", "a/x/y", "tmp", "z", "z/b"]);
+        assert!(got.iter().all(|g| g.3 == 42 && g.2 == 0));
+        assert_eq!(got[3].1, 0o1777);
+        assert_eq!(got[2].1, 0o755);
+    }
+
+    #[test]
+    fn tar_does_not_depend_on_insertion_order() {
+        let mut a = Tree::new();
+        a.file("/b", Arc::new(vec![1]), 0o644).unwrap();
+        a.file("/a/c", Arc::new(vec![2]), 0o644).unwrap();
+        let mut b = Tree::new();
+        b.file("/a/c", Arc::new(vec![2]), 0o644).unwrap();
+        b.file("/b", Arc::new(vec![1]), 0o644).unwrap();
+        assert_eq!(a.to_tar(0), b.to_tar(0));
+    }
+
+    #[test]
+    fn long_paths_survive() {
+        let long = format!("/{}/file", "d".repeat(150));
+        let mut t = Tree::new();
+        t.file(&long, Arc::new(vec![]), 0o644).unwrap();
+        let got = names(&t.to_tar(0));
+        assert_eq!(got.last().unwrap().0, long[1..]);
+    }
+
+    #[test]
+    fn bad_paths_and_conflicts_are_errors() {
+        assert!(normalize_path("relative").is_err());
+        assert!(normalize_path("/a/../b").is_err());
+        assert!(normalize_path("/").is_err());
+        assert_eq!(normalize_path("/app//x/").unwrap(), "app/x");
+        let mut t = Tree::new();
+        t.file("/a", Arc::new(vec![]), 0o644).unwrap();
+        assert!(matches!(t.file("/a", Arc::new(vec![]), 0o644), Err(Error::PathConflict(_))));
+        assert!(matches!(t.file("/a/b", Arc::new(vec![]), 0o644), Err(Error::PathConflict(_))));
+    }
+
+    #[test]
+    fn layer_digests_are_of_blob_and_tar() {
+        let mut t = Tree::new();
+        t.file("/f", Arc::new(b"data".to_vec()), 0o644).unwrap();
+        let tar = t.to_tar(0);
+        let layer = Layer::from_tar(tar.clone(), Compression::Gzip, 2);
+        assert_eq!(layer.diff_id, digest::sha256(&tar));
+        let mut blob = Vec::new();
+        layer.open().unwrap().read_to_end(&mut blob).unwrap();
+        assert_eq!(layer.digest, digest::sha256(&blob));
+        assert_eq!(layer.size, blob.len() as u64);
+    }
+}

@@ -1,0 +1,226 @@
+//! Image assembly: layers, config, manifest, and the writers that consume the finished image
+//! (OCI layout, docker-archive; the registry client takes the same [`Image`]). No network and
+//! no child processes here: everything this module needs arrives in a [`Request`].
+
+pub mod archive;
+pub mod base;
+pub mod compress;
+pub mod digest;
+pub mod elf;
+pub mod layer;
+pub mod layout;
+pub mod spec;
+
+pub use compress::Compression;
+pub use elf::Platform;
+pub use layer::Layer;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read the {what} {path}: {source}")]
+    ReadInput { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("the binary {0} is not an ELF executable")]
+    NotElf(PathBuf),
+    #[error("the binary {path} is for ELF machine {machine}, which has no OCI architecture name")]
+    UnsupportedArch { path: PathBuf, machine: u16 },
+    #[error("the CA bundle {0} contains no PEM certificate")]
+    BadCaBundle(PathBuf),
+    #[error("the image path {path:?} is invalid: {why}")]
+    BadPath { path: String, why: String },
+    #[error("two image entries claim the path {0}")]
+    PathConflict(String),
+    #[error("SOURCE_DATE_EPOCH {0} is out of range")]
+    BadEpoch(i64),
+    #[error("{dir} is not an OCI image layout: {why}")]
+    NotALayout { dir: PathBuf, why: String },
+    #[error("the layout {dir} has no image tagged {tag:?}")]
+    TagNotFound { dir: PathBuf, tag: String, tags: Vec<String> },
+    #[error("{what} has no image for platform {platform}")]
+    NoPlatform { what: String, platform: String },
+    #[error("the base image is {base}, but the binary is {binary}")]
+    PlatformMismatch { base: String, binary: String },
+    #[error("layer media type {0} is not one ship can read")]
+    UnsupportedMediaType(String),
+    #[error("layer {digest} is corrupt: {why}")]
+    CorruptLayer { digest: String, why: String },
+    #[error("cannot write {path}: {source}")]
+    Output { path: PathBuf, source: std::io::Error },
+    #[error("{context}: {source}")]
+    Io { context: &'static str, source: std::io::Error },
+}
+
+impl Error {
+    pub fn io(context: &'static str) -> impl Fn(std::io::Error) -> Error {
+        move |source| Error::Io { context, source }
+    }
+
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            Error::ReadInput { what, .. } => format!("check that the {what} exists and is readable"),
+            Error::NotElf(_) => "pass the compiled executable (target/<triple>/release/NAME), not a script or source file".into(),
+            Error::UnsupportedArch { .. } => "build for amd64, arm64, arm, 386, riscv64, ppc64le or s390x".into(),
+            Error::BadCaBundle(_) => "pass a PEM bundle with --ca-bundle, e.g. /etc/ssl/certs/ca-certificates.crt".into(),
+            Error::BadPath { .. } => "image paths are absolute, like /app/config.toml".into(),
+            Error::PathConflict(_) => "give each --file a destination of its own, away from /app/<name>".into(),
+            Error::BadEpoch(_) => "SOURCE_DATE_EPOCH is seconds since 1970, e.g. 1700000000".into(),
+            Error::NotALayout { .. } => "point --output or --base at an OCI layout directory, or at a new path".into(),
+            Error::TagNotFound { tags, .. } if !tags.is_empty() => format!("tags in that layout: {}", tags.join(", ")),
+            Error::TagNotFound { .. } => "that layout has no tags at all".into(),
+            Error::NoPlatform { .. } | Error::PlatformMismatch { .. } => {
+                "use a base image for the binary's architecture, or build the binary for the base's".into()
+            }
+            Error::Output { .. } => "choose an output path in a directory you can write to".into(),
+            _ => return None,
+        })
+    }
+}
+
+/// How the base of the image is made.
+#[derive(Debug, Clone)]
+pub enum Base {
+    /// ship's own minimal base layer with this PEM CA bundle.
+    Generated { ca_bundle: PathBuf },
+    /// No base layer: just the app layer.
+    Scratch,
+    /// An image from a local OCI layout.
+    Layout { dir: PathBuf, tag: String },
+}
+
+/// A file to copy into the app layer.
+#[derive(Debug, Clone)]
+pub struct FileMapping {
+    pub src: PathBuf,
+    /// Absolute path in the image.
+    pub dest: String,
+    pub mode: u32,
+}
+
+/// Everything needed to assemble an image, already resolved and validated by `config`.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub binary: PathBuf,
+    /// The app's short name: the binary lands at `/app/<name>`.
+    pub name: String,
+    pub base: Base,
+    /// `3000/tcp` form.
+    pub ports: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub labels: BTreeMap<String, String>,
+    pub user: String,
+    pub workdir: Option<String>,
+    pub files: Vec<FileMapping>,
+    pub compression: Compression,
+    pub source_date_epoch: i64,
+    pub threads: usize,
+}
+
+/// A finished image: what every writer takes.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub platform: Platform,
+    pub layers: Vec<Layer>,
+    pub config: Vec<u8>,
+    pub config_digest: String,
+    pub manifest: Vec<u8>,
+    pub manifest_digest: String,
+}
+
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const LABEL_CA_SHA256: &str = "dev.ship.ca-bundle.sha256";
+
+fn read_input(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::ReadInput { what, path: path.to_path_buf(), source })
+}
+
+/// Assemble the image. Reads the binary, the files and the base; writes nothing.
+pub fn build(req: &Request) -> Result<Image, Error> {
+    let binary = read_input("binary", &req.binary)?;
+    let platform = match elf::platform(&binary) {
+        None => return Err(Error::NotElf(req.binary.clone())),
+        Some(Err(machine)) => return Err(Error::UnsupportedArch { path: req.binary.clone(), machine }),
+        Some(Ok(p)) => p,
+    };
+    let created = spec::rfc3339(req.source_date_epoch)?;
+    let mtime = u64::try_from(req.source_date_epoch).map_err(|_| Error::BadEpoch(req.source_date_epoch))?;
+
+    // The app tree is checked (paths, conflicts, unreadable files) before any compression.
+    let entry = format!("/app/{}", req.name);
+    let mut app = layer::Tree::new();
+    let binary = Arc::new(binary);
+    let binary_digest = digest::sha256(&binary);
+    app.file(&entry, binary, 0o755)?;
+    for f in &req.files {
+        let data = read_input("file", &f.src)?;
+        app.file(&f.dest, Arc::new(data), f.mode)?;
+    }
+
+    let mut labels = req.labels.clone();
+    let mut env = Vec::new();
+    let (mut cfg, mut layers) = match &req.base {
+        Base::Generated { ca_bundle } => {
+            let ca = read_input("CA bundle", ca_bundle)?;
+            if !base::check_ca_bundle(&ca) {
+                return Err(Error::BadCaBundle(ca_bundle.clone()));
+            }
+            let ca_digest = digest::sha256(&ca);
+            let tar = base::tree(Arc::new(ca))?.to_tar(base::BASE_MTIME);
+            let layer = Layer::from_tar(tar, req.compression, req.threads);
+            let mut cfg = spec::empty_config(platform);
+            spec::push_layer(&mut cfg, &layer, &created, format!("ship base: passwd, group, nsswitch.conf, /tmp, CA bundle {ca_digest}"));
+            labels.insert(LABEL_CA_SHA256.into(), ca_digest);
+            env.push(("PATH".to_string(), DEFAULT_PATH.to_string()));
+            env.push(("SSL_CERT_FILE".to_string(), base::CA_PATH.to_string()));
+            (cfg, vec![layer])
+        }
+        Base::Scratch => {
+            env.push(("PATH".to_string(), DEFAULT_PATH.to_string()));
+            (spec::empty_config(platform), vec![])
+        }
+        Base::Layout { dir, tag } => {
+            let b = layout::read_image(dir, tag, platform)?;
+            let base_arch = b.config.architecture().to_string();
+            if base_arch != platform.architecture {
+                return Err(Error::PlatformMismatch { base: base_arch, binary: platform.architecture.into() });
+            }
+            let has_path = b.config.config().as_ref().and_then(|c| c.env().as_ref()).is_some_and(|e| e.iter().any(|v| v.starts_with("PATH=")));
+            if !has_path {
+                env.push(("PATH".to_string(), DEFAULT_PATH.to_string()));
+            }
+            let mut cfg = b.config;
+            cfg.set_created(Some(created.clone()));
+            (cfg, b.layers)
+        }
+    };
+    env.extend(req.env.iter().cloned());
+    labels.insert("org.opencontainers.image.created".into(), created.clone());
+
+    let app_layer = Layer::from_tar(app.to_tar(mtime), req.compression, req.threads);
+    spec::push_layer(&mut cfg, &app_layer, &created, format!("ship app: {entry} ({binary_digest})"));
+    layers.push(app_layer);
+    cfg.set_created(Some(created));
+    spec::apply_runtime(
+        &mut cfg,
+        spec::RuntimeSettings {
+            entrypoint: entry,
+            user: &req.user,
+            workdir: req.workdir.as_deref(),
+            ports: &req.ports,
+            env,
+            labels: &labels,
+        },
+    );
+    let (config, manifest) = spec::finish(&cfg, &layers);
+    Ok(Image {
+        platform,
+        config_digest: digest::sha256(&config),
+        manifest_digest: digest::sha256(&manifest),
+        layers,
+        config,
+        manifest,
+    })
+}
