@@ -224,3 +224,100 @@ pub fn build(req: &Request) -> Result<Image, Error> {
         manifest,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal x86_64 ELF header followed by a fixed payload: enough for `elf::platform`.
+    pub fn synthetic_elf() -> Vec<u8> {
+        let mut b = vec![0u8; 64];
+        b[..4].copy_from_slice(b"\x7fELF");
+        b[4] = 2;
+        b[5] = 1;
+        b[6] = 1;
+        b[16..18].copy_from_slice(&2u16.to_le_bytes());
+        b[18..20].copy_from_slice(&62u16.to_le_bytes());
+        b[20..24].copy_from_slice(&1u32.to_le_bytes());
+        b.extend((0..3_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8 & 0x0f));
+        b
+    }
+
+    fn request(dir: &std::path::Path, compression: Compression, threads: usize) -> Request {
+        std::fs::write(dir.join("app"), synthetic_elf()).unwrap();
+        std::fs::write(dir.join("ca.pem"), "-----BEGIN CERTIFICATE-----\nMIIBfixed\n-----END CERTIFICATE-----\n").unwrap();
+        std::fs::write(dir.join("app.toml"), "answer = 42\n").unwrap();
+        Request {
+            binary: dir.join("app"),
+            name: "golden".into(),
+            base: Base::Generated { ca_bundle: dir.join("ca.pem") },
+            ports: vec!["3000/tcp".into()],
+            env: vec![("RUST_LOG".into(), "info".into())],
+            labels: BTreeMap::from([("org.opencontainers.image.title".into(), "golden".into())]),
+            user: "65532:65532".into(),
+            workdir: None,
+            files: vec![FileMapping { src: dir.join("app.toml"), dest: "/etc/app.toml".into(), mode: 0o644 }],
+            compression,
+            source_date_epoch: 1_700_000_000,
+            threads,
+        }
+    }
+
+    /// The format pin: if this fails, every user's digests changed. Update the constants only
+    /// on purpose, with a note in the changelog that digests change in this release.
+    #[test]
+    fn golden_manifest_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let golden = [
+            (Compression::Gzip, "sha256:93dfb3d34d6187ea0151dcd563ea0f46a79dfb901afc4ca31e2cb10f38c4cf35"),
+            (Compression::Zstd, "sha256:d3fe623eb578c8e6c78d6bcee0947f214afbd4586dc8f7b64a2363e3f6b2eb78"),
+            (Compression::None, "sha256:85be8f376ed4f3188ef48e16cd7292d3dac2276fe211d52cb92fcba0fd2b525f"),
+        ];
+        for (c, want) in golden {
+            let one = build(&request(dir.path(), c, 1)).unwrap();
+            let two = build(&request(dir.path(), c, 2)).unwrap();
+            assert_eq!(one.manifest_digest, two.manifest_digest, "{c:?}: thread count changed the digest");
+            assert_eq!(one.manifest_digest, want, "{c:?}: the image format drifted");
+        }
+    }
+
+    #[test]
+    fn base_layer_does_not_depend_on_the_app() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = build(&request(dir.path(), Compression::Gzip, 2)).unwrap();
+        let mut other = request(dir.path(), Compression::Gzip, 2);
+        other.source_date_epoch = 1_800_000_000;
+        other.name = "other".into();
+        let b = build(&other).unwrap();
+        assert_eq!(a.layers[0].digest, b.layers[0].digest);
+        assert_ne!(a.layers[1].digest, b.layers[1].digest);
+    }
+
+    #[test]
+    fn config_carries_platform_entrypoint_user_and_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = build(&request(dir.path(), Compression::Gzip, 2)).unwrap();
+        let cfg: serde_json::Value = serde_json::from_slice(&img.config).unwrap();
+        assert_eq!(cfg["architecture"], "amd64");
+        assert_eq!(cfg["os"], "linux");
+        assert_eq!(cfg["created"], "2023-11-14T22:13:20Z");
+        assert_eq!(cfg["config"]["Entrypoint"], serde_json::json!(["/app/golden"]));
+        assert_eq!(cfg["config"]["User"], "65532:65532");
+        assert_eq!(cfg["config"]["ExposedPorts"], serde_json::json!({"3000/tcp": {}}));
+        let env: Vec<&str> = cfg["config"]["Env"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert_eq!(env, [&format!("PATH={DEFAULT_PATH}"), "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt", "RUST_LOG=info"]);
+        assert!(cfg["config"]["Labels"][LABEL_CA_SHA256].as_str().unwrap().starts_with("sha256:"));
+        assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+        assert_eq!(cfg["history"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn non_elf_binary_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut req = request(dir.path(), Compression::Gzip, 1);
+        std::fs::write(&req.binary, "#!/bin/sh\n").unwrap();
+        assert!(matches!(build(&req), Err(Error::NotElf(_))));
+        req.binary = dir.path().join("missing");
+        assert!(matches!(build(&req), Err(Error::ReadInput { .. })));
+    }
+}
