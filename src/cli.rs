@@ -4,7 +4,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "ship", version, about = "Build, package and deploy Rust web services reproducibly.")]
+#[command(
+    name = "ship",
+    version,
+    about = "Build, package and deploy Rust web services reproducibly."
+)]
 pub struct Cli {
     /// ship.toml to read (default: ./ship.toml if it exists).
     #[arg(long, global = true, env = "SHIP_CONFIG", value_name = "PATH")]

@@ -11,7 +11,7 @@ pub mod report;
 
 use cli::{Cli, Command, ImageArgs};
 use config::Output;
-use report::{human_bytes, Reporter};
+use report::{Reporter, human_bytes};
 use serde_json::json;
 
 /// Any failure, by the module it came from.
@@ -41,7 +41,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     }
 }
 
-fn image_command(args: &ImageArgs, loaded: &config::Loaded, report: &Reporter) -> Result<(), Error> {
+fn image_command(
+    args: &ImageArgs,
+    loaded: &config::Loaded,
+    report: &Reporter,
+) -> Result<(), Error> {
     let settings = config::resolve_image(args, loaded)?;
     let req = &settings.request;
     report.step(format!(
@@ -50,20 +54,29 @@ fn image_command(args: &ImageArgs, loaded: &config::Loaded, report: &Reporter) -
         req.binary.display(),
         req.compression.name(),
         match &req.base {
-            image::Base::Generated { ca_bundle } => format!("generated base, CA bundle {}", ca_bundle.display()),
+            image::Base::Generated { ca_bundle } =>
+                format!("generated base, CA bundle {}", ca_bundle.display()),
             image::Base::Scratch => "no base".into(),
             image::Base::Layout { dir, tag } => format!("base oci:{}:{tag}", dir.display()),
         }
     ));
     let image = image::build(req)?;
     for (i, l) in image.layers.iter().enumerate() {
-        report.step(format!("layer {}: {} {}", i + 1, l.digest, human_bytes(l.size)));
+        report.step(format!(
+            "layer {}: {} {}",
+            i + 1,
+            l.digest,
+            human_bytes(l.size)
+        ));
     }
     match &settings.output {
         Output::Layout { dir, tag } => image::layout::write(&image, dir, tag)?,
         Output::Archive { file, repo_tag } => image::archive::write(&image, file, repo_tag)?,
     }
-    report.step(format!("wrote {} ({}/{})", settings.output, image.platform.os, image.platform.architecture));
+    report.step(format!(
+        "wrote {} ({}/{})",
+        settings.output, image.platform.os, image.platform.architecture
+    ));
     if args.json {
         let layers: Vec<_> = image
             .layers

@@ -27,8 +27,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// 10 MB binary over two cores.
 pub const CHUNK_SIZE: usize = 1 << 20;
 
-/// libdeflate level 6: smaller output than zlib -6 and several times faster.
-pub const GZIP_LEVEL: i32 = 6;
+/// libdeflate level 5: within about 1% of `gzip -6`'s size and four to five times faster (a
+/// 54 MB debug binary: 13.75 MB vs 13.62 MB). Level 6 is 20% slower for 1% less.
+pub const GZIP_LEVEL: i32 = 5;
 /// zstd's default level.
 pub const ZSTD_LEVEL: i32 = 3;
 

@@ -11,8 +11,11 @@ pub fn sha256(data: &[u8]) -> String {
 /// The hex part of a `sha256:<hex>` digest, if it is one.
 pub fn hex_part(digest: &str) -> Option<&str> {
     let hex = digest.strip_prefix("sha256:")?;
-    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-        .then_some(hex)
+    (hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    .then_some(hex)
 }
 
 /// A writer that hashes and counts everything passing through it.
@@ -24,7 +27,11 @@ pub struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
-        Self { inner, hasher: Sha256::new(), written: 0 }
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            written: 0,
+        }
     }
 
     /// The inner writer, the `sha256:<hex>` digest and the byte count.

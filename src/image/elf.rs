@@ -1,6 +1,6 @@
 //! The image platform, read from the binary's ELF header.
 
-use goblin::elf::{header, Elf};
+use goblin::elf::{Elf, header};
 
 /// OCI `architecture`, `variant` and `os` for an ELF file, or `None` if `bytes` is not ELF.
 /// Err(machine) for an ELF file of an architecture OCI has no name for.
@@ -21,7 +21,11 @@ pub fn platform(bytes: &[u8]) -> Option<Result<Platform, u16>> {
         (header::EM_S390, true, _) => ("s390x", None),
         (machine, _, _) => return Some(Err(machine)),
     };
-    Some(Ok(Platform { architecture, variant, os: "linux" }))
+    Some(Ok(Platform {
+        architecture,
+        variant,
+        os: "linux",
+    }))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

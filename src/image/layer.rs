@@ -1,8 +1,8 @@
 //! Layers: a deterministic file tree, its tar, and the compressed blob.
 
+use super::Error;
 use super::compress::{self, Compression};
 use super::digest;
-use super::Error;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
@@ -13,6 +13,12 @@ use std::sync::Arc;
 pub enum Content {
     Dir,
     File(Arc<Vec<u8>>),
+    /// A file read straight into the tar when it is written: a large binary is then copied
+    /// once (page cache → tar buffer) instead of twice.
+    Path {
+        path: PathBuf,
+        size: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -33,7 +39,10 @@ pub struct Tree {
 
 /// Check and normalise an absolute container path: `/app//x/` → `app/x`.
 pub fn normalize_path(path: &str) -> Result<String, Error> {
-    let bad = |why: &str| Error::BadPath { path: path.to_string(), why: why.to_string() };
+    let bad = |why: &str| Error::BadPath {
+        path: path.to_string(),
+        why: why.to_string(),
+    };
     if !path.starts_with('/') {
         return Err(bad("it must be absolute"));
     }
@@ -62,9 +71,20 @@ impl Tree {
         let rel = normalize_path(path)?;
         self.parents(&rel)?;
         match self.entries.get(&rel) {
-            Some(Entry { content: Content::File(_), .. }) => Err(Error::PathConflict(format!("/{rel}"))),
+            Some(Entry {
+                content: Content::File(_),
+                ..
+            }) => Err(Error::PathConflict(format!("/{rel}"))),
             _ => {
-                self.entries.insert(rel, Entry { mode, uid, gid, content: Content::Dir });
+                self.entries.insert(
+                    rel,
+                    Entry {
+                        mode,
+                        uid,
+                        gid,
+                        content: Content::Dir,
+                    },
+                );
                 Ok(())
             }
         }
@@ -77,7 +97,44 @@ impl Tree {
         if self.entries.contains_key(&rel) {
             return Err(Error::PathConflict(format!("/{rel}")));
         }
-        self.entries.insert(rel, Entry { mode, uid: 0, gid: 0, content: Content::File(data) });
+        self.entries.insert(
+            rel,
+            Entry {
+                mode,
+                uid: 0,
+                gid: 0,
+                content: Content::File(data),
+            },
+        );
+        Ok(())
+    }
+
+    /// Add a regular file whose bytes are read from `src` when the tar is made.
+    pub fn file_from(&mut self, path: &str, src: &std::path::Path, mode: u32) -> Result<(), Error> {
+        let read_err = |source| Error::ReadInput {
+            what: "file",
+            path: src.to_path_buf(),
+            source,
+        };
+        let size = std::fs::metadata(src).map_err(read_err)?.len();
+        let rel = normalize_path(path)?;
+        self.parents(&rel)?;
+        if self.entries.contains_key(&rel) {
+            return Err(Error::PathConflict(format!("/{rel}")));
+        }
+        let content = Content::Path {
+            path: src.to_path_buf(),
+            size,
+        };
+        self.entries.insert(
+            rel,
+            Entry {
+                mode,
+                uid: 0,
+                gid: 0,
+                content,
+            },
+        );
         Ok(())
     }
 
@@ -87,12 +144,20 @@ impl Tree {
             end += i;
             let parent = &rel[..end];
             match self.entries.get(parent) {
-                Some(Entry { content: Content::File(_), .. }) => {
+                Some(Entry {
+                    content: Content::File(_),
+                    ..
+                }) => {
                     return Err(Error::PathConflict(format!("/{parent}")));
                 }
                 Some(_) => {}
                 None => {
-                    let dir = Entry { mode: 0o755, uid: 0, gid: 0, content: Content::Dir };
+                    let dir = Entry {
+                        mode: 0o755,
+                        uid: 0,
+                        gid: 0,
+                        content: Content::Dir,
+                    };
                     self.entries.insert(parent.to_string(), dir);
                 }
             }
@@ -103,12 +168,13 @@ impl Tree {
 
     /// The tar of this tree: entries in byte order of their paths, every mtime `mtime`, owners
     /// numeric only (no user or group names), GNU headers (long names as `././@LongLink`).
-    pub fn to_tar(&self, mtime: u64) -> Vec<u8> {
+    pub fn to_tar(&self, mtime: u64) -> Result<Vec<u8>, Error> {
         let size: usize = self
             .entries
             .values()
             .map(|e| match &e.content {
                 Content::File(d) => d.len() + 1024,
+                Content::Path { size, .. } => *size as usize + 1024,
                 Content::Dir => 512,
             })
             .sum();
@@ -123,17 +189,62 @@ impl Tree {
                 Content::Dir => {
                     header.set_entry_type(tar::EntryType::Directory);
                     header.set_size(0);
-                    builder.append_data(&mut header, format!("{path}/"), std::io::empty())
+                    builder
+                        .append_data(&mut header, format!("{path}/"), std::io::empty())
+                        .map_err(Error::io("writing a tar"))
                 }
                 Content::File(data) => {
                     header.set_entry_type(tar::EntryType::Regular);
                     header.set_size(data.len() as u64);
-                    builder.append_data(&mut header, path, &data[..])
+                    builder
+                        .append_data(&mut header, path, &data[..])
+                        .map_err(Error::io("writing a tar"))
+                }
+                Content::Path { path: src, size } => {
+                    let read_err = |source| Error::ReadInput {
+                        what: "file",
+                        path: src.clone(),
+                        source,
+                    };
+                    let file = std::fs::File::open(src).map_err(read_err)?;
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_size(*size);
+                    // The size went into the header already: a file that changed size since
+                    // must fail rather than produce a tar whose header lies.
+                    let mut reader = SizeChecked {
+                        inner: file.take(*size),
+                        left: *size,
+                    };
+                    builder
+                        .append_data(&mut header, path, &mut reader)
+                        .map_err(read_err)
                 }
             };
-            result.expect("writing a tar into memory cannot fail for normalised paths");
+            result?;
         }
-        builder.into_inner().expect("writing a tar into memory cannot fail")
+        Ok(builder
+            .into_inner()
+            .expect("writing a tar into memory cannot fail"))
+    }
+}
+
+/// A reader that fails if its source ends before `left` bytes.
+struct SizeChecked<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for SizeChecked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.left > 0 && !buf.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the file shrank while being read",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 
@@ -184,8 +295,21 @@ impl Layer {
     }
 
     /// A layer whose blob is a file that has already been verified against `digest`.
-    pub fn from_file(media_type: String, digest: String, diff_id: String, size: u64, path: PathBuf) -> Layer {
-        Layer { media_type, digest, diff_id, size, blob: Blob::File(path), tar: None }
+    pub fn from_file(
+        media_type: String,
+        digest: String,
+        diff_id: String,
+        size: u64,
+        path: PathBuf,
+    ) -> Layer {
+        Layer {
+            media_type,
+            digest,
+            diff_id,
+            size,
+            blob: Blob::File(path),
+            tar: None,
+        }
     }
 
     pub fn blob(&self) -> &Blob {
@@ -200,6 +324,18 @@ impl Layer {
         })
     }
 
+    /// Write the compressed bytes to `out` in large writes (8 KiB `io::copy` writes cost more
+    /// in syscalls than compressing on some file systems).
+    pub fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        match &self.blob {
+            Blob::Memory(b) => out.write_all(b),
+            Blob::File(p) => {
+                let mut r = std::io::BufReader::with_capacity(1 << 22, std::fs::File::open(p)?);
+                std::io::copy(&mut r, out).map(|_| ())
+            }
+        }
+    }
+
     /// The uncompressed tar.
     pub fn tar(&self) -> Result<Arc<Vec<u8>>, Error> {
         if let Some(tar) = &self.tar {
@@ -208,13 +344,22 @@ impl Layer {
         let compression = Compression::from_media_type(&self.media_type)
             .ok_or_else(|| Error::UnsupportedMediaType(self.media_type.clone()))?;
         let mut out = Vec::new();
-        compress::decoder(self.open().map_err(Error::io("reading layer blob"))?, compression)
-            .and_then(|mut r| r.read_to_end(&mut out))
-            .map_err(|e| Error::CorruptLayer { digest: self.digest.clone(), why: e.to_string() })?;
+        compress::decoder(
+            self.open().map_err(Error::io("reading layer blob"))?,
+            compression,
+        )
+        .and_then(|mut r| r.read_to_end(&mut out))
+        .map_err(|e| Error::CorruptLayer {
+            digest: self.digest.clone(),
+            why: e.to_string(),
+        })?;
         if digest::sha256(&out) != self.diff_id {
             return Err(Error::CorruptLayer {
                 digest: self.digest.clone(),
-                why: format!("its uncompressed digest is not the diff_id {}", self.diff_id),
+                why: format!(
+                    "its uncompressed digest is not the diff_id {}",
+                    self.diff_id
+                ),
             });
         }
         Ok(Arc::new(out))
@@ -248,8 +393,11 @@ mod tests {
         t.file("/z/b", Arc::new(b"b".to_vec()), 0o644).unwrap();
         t.file("/a/x/y", Arc::new(b"y".to_vec()), 0o755).unwrap();
         t.dir("/tmp", 0o1777, 0, 0).unwrap();
-        let got = names(&t.to_tar(42));
-        let paths: Vec<_> = got.iter().map(|g| g.0.trim_end_matches('/').to_string()).collect();
+        let got = names(&t.to_tar(42).unwrap());
+        let paths: Vec<_> = got
+            .iter()
+            .map(|g| g.0.trim_end_matches('/').to_string())
+            .collect();
         assert_eq!(paths, ["a", "a/x", "a/x/y", "tmp", "z", "z/b"]);
         assert!(got.iter().all(|g| g.3 == 42 && g.2 == 0));
         assert_eq!(got[3].1, 0o1777);
@@ -264,7 +412,7 @@ mod tests {
         let mut b = Tree::new();
         b.file("/a/c", Arc::new(vec![2]), 0o644).unwrap();
         b.file("/b", Arc::new(vec![1]), 0o644).unwrap();
-        assert_eq!(a.to_tar(0), b.to_tar(0));
+        assert_eq!(a.to_tar(0).unwrap(), b.to_tar(0).unwrap());
     }
 
     #[test]
@@ -272,7 +420,7 @@ mod tests {
         let long = format!("/{}/file", "d".repeat(150));
         let mut t = Tree::new();
         t.file(&long, Arc::new(vec![]), 0o644).unwrap();
-        let got = names(&t.to_tar(0));
+        let got = names(&t.to_tar(0).unwrap());
         assert_eq!(got.last().unwrap().0, long[1..]);
     }
 
@@ -284,15 +432,21 @@ mod tests {
         assert_eq!(normalize_path("/app//x/").unwrap(), "app/x");
         let mut t = Tree::new();
         t.file("/a", Arc::new(vec![]), 0o644).unwrap();
-        assert!(matches!(t.file("/a", Arc::new(vec![]), 0o644), Err(Error::PathConflict(_))));
-        assert!(matches!(t.file("/a/b", Arc::new(vec![]), 0o644), Err(Error::PathConflict(_))));
+        assert!(matches!(
+            t.file("/a", Arc::new(vec![]), 0o644),
+            Err(Error::PathConflict(_))
+        ));
+        assert!(matches!(
+            t.file("/a/b", Arc::new(vec![]), 0o644),
+            Err(Error::PathConflict(_))
+        ));
     }
 
     #[test]
     fn layer_digests_are_of_blob_and_tar() {
         let mut t = Tree::new();
         t.file("/f", Arc::new(b"data".to_vec()), 0o644).unwrap();
-        let tar = t.to_tar(0);
+        let tar = t.to_tar(0).unwrap();
         let layer = Layer::from_tar(tar.clone(), Compression::Gzip, 2);
         assert_eq!(layer.diff_id, digest::sha256(&tar));
         let mut blob = Vec::new();

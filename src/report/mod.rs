@@ -9,7 +9,10 @@ pub struct Reporter {
 
 impl Reporter {
     pub fn new(quiet: bool) -> Self {
-        Self { quiet, start: Instant::now() }
+        Self {
+            quiet,
+            start: Instant::now(),
+        }
     }
 
     /// A line of progress, prefixed with the time since start.
