@@ -4,11 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "ship",
-    version,
-    about = "Build, package and deploy Rust web services reproducibly."
-)]
+#[command(name = "ship", version, about = "Build, package and deploy Rust web services reproducibly.")]
 pub struct Cli {
     /// ship.toml to read (default: ./ship.toml if it exists).
     #[arg(long, global = true, env = "SHIP_CONFIG", value_name = "PATH")]
@@ -22,15 +18,64 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Assemble a reproducible OCI image from a binary; print sha256:<manifest digest>.
+    /// Compile the service (cargo build --release --locked, static, mold, sccache); print the binary's path.
+    Build(BuildCommand),
+    /// Assemble a reproducible OCI image (building the binary first unless --binary); print sha256:<manifest digest>.
     Image(ImageArgs),
+    /// Resolve the toolchain and print where it is and the exact version of each tool.
+    Toolchain(ToolchainCommand),
+}
+
+/// Which package to build and with what.
+#[derive(Debug, Args, Default, Clone)]
+pub struct BuildArgs {
+    /// Cargo.toml of the package or workspace (default: beside ship.toml, else ./Cargo.toml).
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Package to build (default: the one whose manifest is given, else the workspace's only binary).
+    #[arg(long, short = 'p', value_name = "NAME")]
+    pub package: Option<String>,
+    /// Binary target to build.
+    #[arg(long, value_name = "NAME")]
+    pub bin: Option<String>,
+    /// auto | nix | host | a toolchain directory (default: auto).
+    #[arg(long, value_name = "SOURCE")]
+    pub toolchain: Option<String>,
+    /// Cargo's target directory.
+    #[arg(long, value_name = "DIR")]
+    pub target_dir: Option<PathBuf>,
+    /// Fail unless the toolchain is Nix's and has mold and sccache.
+    #[arg(long)]
+    pub require_hermetic: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildCommand {
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Print the build facts as JSON (binary, toolchain, flags, linker, duration).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ToolchainCommand {
+    /// auto | nix | host | a toolchain directory (default: auto).
+    #[arg(long, value_name = "SOURCE")]
+    pub toolchain: Option<String>,
+    /// Cargo.toml of the project whose flake provides the toolchain.
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args, Default)]
 pub struct ImageArgs {
-    /// The executable to ship (an ELF binary; static for the default base).
+    /// The executable to ship (an ELF binary; static for the default base). Default: `ship build`.
     #[arg(long, value_name = "PATH")]
-    pub binary: PathBuf,
+    pub binary: Option<PathBuf>,
     /// Image name; its last path component names the binary: /app/<name> (default: the binary's file name).
     #[arg(long)]
     pub name: Option<String>,
@@ -64,9 +109,8 @@ pub struct ImageArgs {
     /// PEM CA bundle for the generated base (default: the toolchain's, else the host's).
     #[arg(long, value_name = "PATH")]
     pub ca_bundle: Option<PathBuf>,
-    /// Cargo.toml whose package fills the version, licenses and source labels.
-    #[arg(long, value_name = "PATH")]
-    pub manifest_path: Option<PathBuf>,
+    #[command(flatten)]
+    pub build: BuildArgs,
     /// Where to write: oci:DIR[:TAG] or docker-archive:FILE[:REF].
     #[arg(long, value_name = "DEST")]
     pub output: String,

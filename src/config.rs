@@ -2,9 +2,11 @@
 //!
 //! Every environment variable ship reads is listed in [`ENV_VARS`] and read nowhere else.
 
-use crate::cli::ImageArgs;
+use crate::build;
+use crate::cli::{BuildArgs, ImageArgs};
 use crate::image::{self, Base, Compression, FileMapping};
 use crate::registry::reference::{self, Reference};
+use crate::toolchain;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,41 +15,25 @@ use std::process::Command;
 /// Every environment variable ship reads, with what it does.
 pub const ENV_VARS: &[(&str, &str)] = &[
     ("SHIP_CONFIG", "ship.toml to read, like --config"),
-    (
-        "SOURCE_DATE_EPOCH",
-        "timestamp for `created` and every mtime in the app layer (reproducible-builds.org)",
-    ),
-    (
-        "SHIP_TOOLCHAIN",
-        "toolchain store path; its etc/ssl/certs/ca-bundle.crt is the default CA bundle",
-    ),
+    ("SOURCE_DATE_EPOCH", "timestamp for `created` and every mtime in the app layer (reproducible-builds.org)"),
+    ("SHIP_TOOLCHAIN", "toolchain store path; its etc/ssl/certs/ca-bundle.crt is the default CA bundle"),
 ];
 
 fn env_var(name: &str) -> Option<String> {
-    debug_assert!(
-        ENV_VARS.iter().any(|(n, _)| *n == name),
-        "{name} must be listed in ENV_VARS"
-    );
+    debug_assert!(ENV_VARS.iter().any(|(n, _)| *n == name), "{name} must be listed in ENV_VARS");
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read {path}: {source}")]
-    ReadConfig {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    ReadConfig { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a valid ship.toml: {why}")]
     ParseConfig { path: PathBuf, why: String },
     #[error("cannot read {path}: {why}")]
     CargoManifest { path: PathBuf, why: String },
     #[error("{flag} {value:?} is not {expected}")]
-    BadValue {
-        flag: &'static str,
-        value: String,
-        expected: &'static str,
-    },
+    BadValue { flag: &'static str, value: String, expected: &'static str },
     #[error("--file {value:?}: {why}")]
     BadFile { value: String, why: String },
     #[error("--output {value:?} is not a valid destination: {why}")]
@@ -58,38 +44,29 @@ pub enum Error {
     NoCaBundle { looked: String },
     #[error(transparent)]
     Reference(#[from] reference::Error),
+    #[error(transparent)]
+    Toolchain(#[from] toolchain::Error),
 }
 
 impl Error {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
-            Error::ReadConfig { .. } => {
-                "check the --config path, or run without it to use ./ship.toml".into()
-            }
-            Error::ParseConfig { .. } => {
-                "fix that line; README.md lists every ship.toml key".into()
-            }
-            Error::CargoManifest { .. } => {
-                "point --manifest-path at your package's Cargo.toml".into()
-            }
+            Error::ReadConfig { .. } => "check the --config path, or run without it to use ./ship.toml".into(),
+            Error::ParseConfig { .. } => "fix that line; README.md lists every ship.toml key".into(),
+            Error::CargoManifest { .. } => "point --manifest-path at your package's Cargo.toml".into(),
             Error::BadValue { flag, .. } => {
                 format!("see `ship image --help` for the form {flag} takes")
             }
             Error::BadFile { .. } => {
-                "write --file SRC:DEST[:MODE], e.g. --file config/app.toml:/etc/app.toml:0644"
-                    .into()
+                "write --file SRC:DEST[:MODE], e.g. --file config/app.toml:/etc/app.toml:0644".into()
             }
-            Error::BadOutput { .. } => {
-                "write --output oci:DIR[:TAG] or docker-archive:FILE[:REF]".into()
-            }
-            Error::BadBase { .. } => {
-                "write --base ship, --base scratch or --base oci:DIR[:TAG]".into()
-            }
+            Error::BadOutput { .. } => "write --output oci:DIR[:TAG] or docker-archive:FILE[:REF]".into(),
+            Error::BadBase { .. } => "write --base ship, --base scratch or --base oci:DIR[:TAG]".into(),
             Error::NoCaBundle { .. } => {
-                "pass --ca-bundle PATH (a PEM file), or --base scratch for an image without one"
-                    .into()
+                "pass --ca-bundle PATH (a PEM file), or --base scratch for an image without one".into()
             }
             Error::Reference(e) => return e.hint(),
+            Error::Toolchain(e) => return e.hint(),
         })
     }
 }
@@ -102,7 +79,8 @@ pub struct ShipToml {
     pub package: PackageSection,
     #[serde(default)]
     pub image: ImageSection,
-    pub toolchain: Option<toml::Table>,
+    #[serde(default)]
+    pub toolchain: ToolchainSection,
     pub cache: Option<toml::Table>,
     pub deploy: Option<toml::Table>,
 }
@@ -111,7 +89,15 @@ pub struct ShipToml {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PackageSection {
     pub manifest_path: Option<PathBuf>,
+    pub package: Option<String>,
     pub bin: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ToolchainSection {
+    /// auto | nix | host | a toolchain directory.
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,32 +142,17 @@ pub fn load(explicit: Option<&Path>) -> Result<Loaded, Error> {
         None if Path::new("ship.toml").is_file() => PathBuf::from("ship.toml"),
         None => return Ok(Loaded::default()),
     };
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::ReadConfig {
-        path: path.clone(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::ReadConfig { path: path.clone(), source })?;
     let file: ShipToml = toml::from_str(&text).map_err(|e| Error::ParseConfig {
         path: path.clone(),
         why: e.message().to_string() + &location(&text, e.span()),
     })?;
-    let dir = path.parent().map(|p| {
-        if p.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            p.to_path_buf()
-        }
-    });
+    let dir = path.parent().map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() });
     Ok(Loaded { file, dir })
 }
 
 fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
-    span.map(|s| {
-        format!(
-            " (line {})",
-            text[..s.start.min(text.len())].matches('\n').count() + 1
-        )
-    })
-    .unwrap_or_default()
+    span.map(|s| format!(" (line {})", text[..s.start.min(text.len())].matches('\n').count() + 1)).unwrap_or_default()
 }
 
 /// Where `ship image` writes.
@@ -219,16 +190,8 @@ pub struct ImageSettings {
     pub output: Output,
 }
 
-fn split_kv(
-    flag: &'static str,
-    value: &str,
-    expected: &'static str,
-) -> Result<(String, String), Error> {
-    let bad = || Error::BadValue {
-        flag,
-        value: value.to_string(),
-        expected,
-    };
+fn split_kv(flag: &'static str, value: &str, expected: &'static str) -> Result<(String, String), Error> {
+    let bad = || Error::BadValue { flag, value: value.to_string(), expected };
     let (k, v) = value.split_once('=').ok_or_else(bad)?;
     if k.is_empty() || k.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad());
@@ -239,14 +202,9 @@ fn split_kv(
 fn parse_env(value: &str) -> Result<(String, String), Error> {
     let expected = "KEY=VALUE with KEY made of letters, digits and '_', not starting with a digit";
     let (k, v) = split_kv("--env", value, expected)?;
-    let ok = k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
-        && !k.as_bytes()[0].is_ascii_digit();
+    let ok = k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') && !k.as_bytes()[0].is_ascii_digit();
     if !ok {
-        return Err(Error::BadValue {
-            flag: "--env",
-            value: value.to_string(),
-            expected,
-        });
+        return Err(Error::BadValue { flag: "--env", value: value.to_string(), expected });
     }
     Ok((k, v))
 }
@@ -266,11 +224,7 @@ fn parse_port(value: &str) -> Result<String, Error> {
 }
 
 fn parse_user(value: &str) -> Result<String, Error> {
-    let ok_part = |p: &str| {
-        !p.is_empty()
-            && p.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
-    };
+    let ok_part = |p: &str| !p.is_empty() && p.bytes().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c));
     let ok = match value.split_once(':') {
         Some((u, g)) => ok_part(u) && ok_part(g),
         None => ok_part(value),
@@ -286,19 +240,13 @@ fn parse_user(value: &str) -> Result<String, Error> {
 }
 
 fn parse_file(value: &str, base: &Path) -> Result<FileMapping, Error> {
-    let bad = |why: &str| Error::BadFile {
-        value: value.to_string(),
-        why: why.to_string(),
-    };
-    let (src, rest) = value
-        .split_once(':')
-        .ok_or_else(|| bad("it is not SRC:DEST"))?;
+    let bad = |why: &str| Error::BadFile { value: value.to_string(), why: why.to_string() };
+    let (src, rest) = value.split_once(':').ok_or_else(|| bad("it is not SRC:DEST"))?;
     let (dest, mode) = match rest.rsplit_once(':') {
         // A last part made of digits is a mode; it must then be octal.
-        Some((d, m)) if !m.is_empty() && m.bytes().all(|c| c.is_ascii_digit()) => (
-            d,
-            u32::from_str_radix(m, 8).map_err(|_| bad("the mode is not octal (like 0644)"))?,
-        ),
+        Some((d, m)) if !m.is_empty() && m.bytes().all(|c| c.is_ascii_digit()) => {
+            (d, u32::from_str_radix(m, 8).map_err(|_| bad("the mode is not octal (like 0644)"))?)
+        }
         _ => (rest, 0o644),
     };
     if mode > 0o7777 {
@@ -315,33 +263,21 @@ fn parse_file(value: &str, base: &Path) -> Result<FileMapping, Error> {
         Err(e) => return Err(bad(&format!("cannot read {}: {e}", src.display()))),
     }
     std::fs::File::open(&src).map_err(|e| bad(&format!("cannot read {}: {e}", src.display())))?;
-    Ok(FileMapping {
-        src,
-        dest: dest.to_string(),
-        mode,
-    })
+    Ok(FileMapping { src, dest: dest.to_string(), mode })
 }
 
 /// `oci:DIR[:TAG]` or `docker-archive:FILE[:REF]`; the default REF is `<default_ref>:latest`.
 pub fn parse_output(value: &str, default_ref: &str) -> Result<Output, Error> {
-    let bad = |why: &str| Error::BadOutput {
-        value: value.to_string(),
-        why: why.to_string(),
-    };
+    let bad = |why: &str| Error::BadOutput { value: value.to_string(), why: why.to_string() };
     if let Some(rest) = value.strip_prefix("oci:") {
         let (dir, tag) = rest.split_once(':').unwrap_or((rest, "latest"));
         if dir.is_empty() {
             return Err(bad("the directory is empty"));
         }
         if !reference::is_valid_tag(tag) {
-            return Err(bad(
-                "the tag must be 1-128 letters, digits, '_', '.' or '-', not starting with '.' or '-'",
-            ));
+            return Err(bad("the tag must be 1-128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"));
         }
-        return Ok(Output::Layout {
-            dir: PathBuf::from(dir),
-            tag: tag.to_string(),
-        });
+        return Ok(Output::Layout { dir: PathBuf::from(dir), tag: tag.to_string() });
     }
     if let Some(rest) = value.strip_prefix("docker-archive:") {
         let (file, r) = rest.split_once(':').unwrap_or((rest, default_ref));
@@ -353,23 +289,15 @@ pub fn parse_output(value: &str, default_ref: &str) -> Result<Output, Error> {
             return Err(bad("an archive reference names a tag, not a digest"));
         }
         let repo_tag = format!("{}:{}", parsed.familiar_name(), parsed.tag_or_latest());
-        return Ok(Output::Archive {
-            file: PathBuf::from(file),
-            repo_tag,
-        });
+        return Ok(Output::Archive { file: PathBuf::from(file), repo_tag });
     }
     Err(bad("it must start with oci: or docker-archive:"))
 }
 
 fn parse_base(value: &str, ca_bundle: Option<PathBuf>) -> Result<Base, Error> {
-    let bad = |why: &str| Error::BadBase {
-        value: value.to_string(),
-        why: why.to_string(),
-    };
+    let bad = |why: &str| Error::BadBase { value: value.to_string(), why: why.to_string() };
     match value {
-        "ship" => Ok(Base::Generated {
-            ca_bundle: ca_bundle.map_or_else(default_ca_bundle, Ok)?,
-        }),
+        "ship" => Ok(Base::Generated { ca_bundle: ca_bundle.map_or_else(default_ca_bundle, Ok)? }),
         "scratch" => Ok(Base::Scratch),
         v if v.starts_with("oci:") => {
             let rest = &v[4..];
@@ -377,10 +305,7 @@ fn parse_base(value: &str, ca_bundle: Option<PathBuf>) -> Result<Base, Error> {
             if dir.is_empty() || !reference::is_valid_tag(tag) {
                 return Err(bad("it must be oci:DIR[:TAG] with a valid tag"));
             }
-            Ok(Base::Layout {
-                dir: PathBuf::from(dir),
-                tag: tag.to_string(),
-            })
+            Ok(Base::Layout { dir: PathBuf::from(dir), tag: tag.to_string() })
         }
         _ => Err(bad(
             "pulling a base image from a registry is not available yet; save it to an OCI layout first (skopeo copy docker://REF oci:DIR:TAG)",
@@ -395,24 +320,12 @@ fn default_ca_bundle() -> Result<PathBuf, Error> {
         candidates.push(Path::new(&tc).join("etc/ssl/certs/ca-bundle.crt"));
     }
     candidates.extend(
-        [
-            "/etc/ssl/certs/ca-certificates.crt",
-            "/etc/pki/tls/certs/ca-bundle.crt",
-            "/etc/ssl/cert.pem",
-        ]
-        .map(PathBuf::from),
+        ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"]
+            .map(PathBuf::from),
     );
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .ok_or_else(|| Error::NoCaBundle {
-            looked: candidates
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
+    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| Error::NoCaBundle {
+        looked: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+    })
 }
 
 /// The short app name from an image name: `ghcr.io/acme/hello:1` → `hello`.
@@ -422,40 +335,23 @@ fn short_name(name: &str) -> Result<String, Error> {
 }
 
 fn parse_epoch(flag: &'static str, value: &str) -> Result<i64, Error> {
-    value
-        .trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|n| (0..=253_402_300_799).contains(n))
-        .ok_or_else(|| Error::BadValue {
-            flag,
-            value: value.to_string(),
-            expected: "a number of seconds since 1970 (0 to 253402300799)",
-        })
+    value.trim().parse::<i64>().ok().filter(|n| (0..=253_402_300_799).contains(n)).ok_or_else(|| Error::BadValue {
+        flag,
+        value: value.to_string(),
+        expected: "a number of seconds since 1970 (0 to 253402300799)",
+    })
 }
 
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-        .filter(|s| !s.is_empty())
+    let out = Command::new("git").arg("-C").arg(dir).args(args).stderr(std::process::Stdio::null()).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string()).filter(|s| !s.is_empty())
 }
 
 /// `https://user:token@github.com/a/b.git` → `https://github.com/a/b`;
 /// `git@github.com:a/b.git` → `https://github.com/a/b`. Credentials never survive.
 pub fn public_source_url(remote: &str) -> Option<String> {
     let remote = remote.trim();
-    let (host, path) = if let Some(rest) = remote
-        .strip_prefix("https://")
-        .or_else(|| remote.strip_prefix("http://"))
-    {
+    let (host, path) = if let Some(rest) = remote.strip_prefix("https://").or_else(|| remote.strip_prefix("http://")) {
         let (authority, path) = rest.split_once('/')?;
         let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
         (host.to_string(), path.to_string())
@@ -464,9 +360,7 @@ pub fn public_source_url(remote: &str) -> Option<String> {
         let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
         let host = host.split(':').next()?;
         (host.to_string(), path.to_string())
-    } else if let Some((user_host, path)) = remote
-        .split_once(':')
-        .filter(|(h, _)| h.contains('@') && !h.contains('/'))
+    } else if let Some((user_host, path)) = remote.split_once(':').filter(|(h, _)| h.contains('@') && !h.contains('/'))
     {
         let host = user_host.rsplit_once('@').map_or(user_host, |(_, h)| h);
         (host.to_string(), path.to_string())
@@ -481,38 +375,131 @@ pub fn public_source_url(remote: &str) -> Option<String> {
 pub fn project_info(manifest: Option<&Path>, git_dir: &Path) -> Result<ProjectInfo, Error> {
     let mut info = ProjectInfo::default();
     if let Some(path) = manifest {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::CargoManifest {
-            path: path.into(),
-            why: e.to_string(),
-        })?;
-        let doc: toml::Table = toml::from_str(&text).map_err(|e| Error::CargoManifest {
-            path: path.into(),
-            why: e.message().to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::CargoManifest { path: path.into(), why: e.to_string() })?;
+        let doc: toml::Table = toml::from_str(&text)
+            .map_err(|e| Error::CargoManifest { path: path.into(), why: e.message().to_string() })?;
         let pkg = doc.get("package").and_then(|p| p.as_table());
-        let field = |k: &str| {
-            pkg.and_then(|p| p.get(k))
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-        };
+        let field = |k: &str| pkg.and_then(|p| p.get(k)).and_then(|v| v.as_str()).map(str::to_string);
         info.version = field("version");
         info.licenses = field("license");
         info.source = field("repository");
     }
     if let Some(rev) = git(git_dir, &["rev-parse", "--verify", "HEAD"]) {
-        info.commit_time =
-            git(git_dir, &["log", "-1", "--format=%ct", "HEAD"]).and_then(|t| t.parse().ok());
+        info.commit_time = git(git_dir, &["log", "-1", "--format=%ct", "HEAD"]).and_then(|t| t.parse().ok());
         info.revision = Some(rev);
         if info.source.is_none() {
-            info.source =
-                git(git_dir, &["remote", "get-url", "origin"]).and_then(|u| public_source_url(&u));
+            info.source = git(git_dir, &["remote", "get-url", "origin"]).and_then(|u| public_source_url(&u));
         }
     }
     Ok(info)
 }
 
-/// Resolve `ship image` from flags, ship.toml and the environment (flags win).
-pub fn resolve_image(args: &ImageArgs, loaded: &Loaded) -> Result<ImageSettings, Error> {
+/// The Cargo.toml of the project: --manifest-path, [package] manifest-path (relative to
+/// ship.toml), Cargo.toml beside ship.toml, ./Cargo.toml. None if none of them exists, unless
+/// one was named explicitly.
+pub fn project_manifest(explicit: Option<&Path>, loaded: &Loaded) -> Option<PathBuf> {
+    let toml_dir = loaded.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    explicit
+        .map(Path::to_path_buf)
+        .or_else(|| loaded.file.package.manifest_path.as_ref().map(|p| toml_dir.join(p)))
+        .or_else(|| Some(toml_dir.join("Cargo.toml")).filter(|p| p.is_file()))
+}
+
+fn dir_of(manifest: &Path) -> PathBuf {
+    match manifest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The toolchain request from --toolchain, [toolchain] source and SHIP_TOOLCHAIN.
+pub fn toolchain_request(flag: Option<&str>, loaded: &Loaded) -> Result<toolchain::Request, Error> {
+    let value = flag.or(loaded.file.toolchain.source.as_deref()).unwrap_or("auto");
+    Ok(toolchain::Request::parse(value, env_var("SHIP_TOOLCHAIN").map(PathBuf::from))?)
+}
+
+/// SOURCE_DATE_EPOCH: the flag, the variable, HEAD's commit time, 0.
+fn source_date_epoch(flag: Option<&str>, info: &ProjectInfo) -> Result<i64, Error> {
+    Ok(match (flag, env_var("SOURCE_DATE_EPOCH")) {
+        (Some(v), _) => parse_epoch("--source-date-epoch", v)?,
+        (None, Some(v)) => parse_epoch("SOURCE_DATE_EPOCH", &v)?,
+        (None, None) => info.commit_time.unwrap_or(0),
+    })
+}
+
+/// The Cargo.toml of the package a build built (its version and license fill the labels).
+fn package_manifest(facts: &build::Facts) -> Option<PathBuf> {
+    let root = facts.workspace_root.join("Cargo.toml");
+    let text = std::fs::read_to_string(&root).ok()?;
+    let doc: toml::Table = toml::from_str(&text).ok()?;
+    let is_it = doc.get("package").and_then(|p| p.get("name")).and_then(|n| n.as_str()) == Some(facts.package.as_str());
+    if is_it {
+        return Some(root);
+    }
+    // A workspace member: find it among the members' manifests.
+    let members = doc.get("workspace")?.get("members")?.as_array()?;
+    members.iter().filter_map(|m| m.as_str()).map(|m| facts.workspace_root.join(m).join("Cargo.toml")).find(|p| {
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
+            .and_then(|d| d.get("package")?.get("name")?.as_str().map(|n| n == facts.package))
+            .unwrap_or(false)
+    })
+}
+
+/// Resolved `ship build` settings.
+#[derive(Debug)]
+pub struct BuildSettings {
+    pub request: build::Request,
+    pub toolchain: toolchain::Request,
+    /// Where the project lives: the flake and git are looked up from here.
+    pub project_dir: PathBuf,
+}
+
+pub fn resolve_build(args: &BuildArgs, loaded: &Loaded, quiet: bool) -> Result<BuildSettings, Error> {
+    let manifest_path =
+        project_manifest(args.manifest_path.as_deref(), loaded).unwrap_or_else(|| PathBuf::from("Cargo.toml"));
+    let project_dir = dir_of(&manifest_path);
+    let info = project_info(None, &project_dir)?;
+    Ok(BuildSettings {
+        request: build::Request {
+            manifest_path,
+            package: args.package.clone().or_else(|| loaded.file.package.package.clone()),
+            bin: args.bin.clone().or_else(|| loaded.file.package.bin.clone()),
+            target_dir: args.target_dir.clone(),
+            require_hermetic: args.require_hermetic,
+            source_date_epoch: source_date_epoch(None, &info)?,
+            quiet,
+        },
+        toolchain: toolchain_request(args.toolchain.as_deref(), loaded)?,
+        project_dir,
+    })
+}
+
+/// Labels that tie an image to the build that made it.
+pub fn build_labels(facts: &build::Facts, project_dir: &Path) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    labels.insert("dev.ship.toolchain".to_string(), facts.toolchain.identity.clone());
+    labels.insert("dev.ship.target".to_string(), facts.target.clone());
+    if let Ok(lock) = std::fs::read(facts.workspace_root.join("Cargo.lock")) {
+        labels.insert("dev.ship.cargo-lock.sha256".to_string(), image::digest::sha256(&lock));
+    }
+    let flake_lock = toolchain::find_flake(project_dir).and_then(|d| std::fs::read(d.join("flake.lock")).ok());
+    if let Some(lock) = flake_lock {
+        labels.insert("dev.ship.flake-lock.sha256".to_string(), image::digest::sha256(&lock));
+    }
+    labels
+}
+
+/// Resolve `ship image` from flags, ship.toml and the environment (flags win). `built` is the
+/// build that produced `binary`, when ship built it.
+pub fn resolve_image(
+    args: &ImageArgs,
+    loaded: &Loaded,
+    binary: &Path,
+    built: Option<&build::Facts>,
+) -> Result<ImageSettings, Error> {
     let toml = &loaded.file.image;
     let toml_dir = loaded.dir.clone().unwrap_or_else(|| PathBuf::from("."));
 
@@ -520,11 +507,10 @@ pub fn resolve_image(args: &ImageArgs, loaded: &Loaded) -> Result<ImageSettings,
     let name = match &image_name {
         Some(n) => short_name(n)?,
         None => {
-            let file = args
-                .binary
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let file = match built {
+                Some(f) => f.bin.clone(),
+                None => binary.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+            };
             short_name(&file.to_lowercase()).map_err(|_| Error::BadValue {
                 flag: "--binary",
                 value: file.clone(),
@@ -571,66 +557,24 @@ pub fn resolve_image(args: &ImageArgs, loaded: &Loaded) -> Result<ImageSettings,
             expected: "gzip, zstd or none",
         })?,
     };
-    let user = parse_user(
-        args.user
-            .as_deref()
-            .or(toml.user.as_deref())
-            .unwrap_or("65532:65532"),
-    )?;
+    let user = parse_user(args.user.as_deref().or(toml.user.as_deref()).unwrap_or("65532:65532"))?;
     let workdir = match args.workdir.clone().or_else(|| toml.workdir.clone()) {
         Some(w) if !w.starts_with('/') => {
-            return Err(Error::BadValue {
-                flag: "--workdir",
-                value: w,
-                expected: "an absolute path",
-            });
+            return Err(Error::BadValue { flag: "--workdir", value: w, expected: "an absolute path" });
         }
         w => w,
     };
-    let ca_bundle = args
-        .ca_bundle
-        .clone()
-        .or_else(|| toml.ca_bundle.as_ref().map(|p| toml_dir.join(p)));
-    let base = parse_base(
-        args.base
-            .as_deref()
-            .or(toml.base.as_deref())
-            .unwrap_or("ship"),
-        ca_bundle,
-    )?;
+    let ca_bundle = args.ca_bundle.clone().or_else(|| toml.ca_bundle.as_ref().map(|p| toml_dir.join(p)));
+    let base = parse_base(args.base.as_deref().or(toml.base.as_deref()).unwrap_or("ship"), ca_bundle)?;
 
-    // The project: --manifest-path, [package] manifest-path, Cargo.toml beside ship.toml, ./Cargo.toml.
-    let manifest = args
-        .manifest_path
-        .clone()
-        .or_else(|| {
-            loaded
-                .file
-                .package
-                .manifest_path
-                .as_ref()
-                .map(|p| toml_dir.join(p))
-        })
-        .or_else(|| Some(toml_dir.join("Cargo.toml")).filter(|p| p.is_file()));
-    let git_dir = manifest
-        .as_ref()
-        .and_then(|m| m.parent())
-        .map(|p| {
-            if p.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                p
-            }
-        })
-        .unwrap_or(&toml_dir)
-        .to_path_buf();
-    let info = project_info(manifest.as_deref(), &git_dir)?;
-
-    let source_date_epoch = match (&args.source_date_epoch, env_var("SOURCE_DATE_EPOCH")) {
-        (Some(v), _) => parse_epoch("--source-date-epoch", v)?,
-        (None, Some(v)) => parse_epoch("SOURCE_DATE_EPOCH", &v)?,
-        (None, None) => info.commit_time.unwrap_or(0),
+    // The package the labels describe: the one ship built, else the project's manifest.
+    let manifest = match built {
+        Some(f) => package_manifest(f),
+        None => project_manifest(args.build.manifest_path.as_deref(), loaded),
     };
+    let git_dir = manifest.as_deref().map(dir_of).unwrap_or(toml_dir.clone());
+    let info = project_info(manifest.as_deref(), &git_dir)?;
+    let source_date_epoch = source_date_epoch(args.source_date_epoch.as_deref(), &info)?;
 
     let mut labels = BTreeMap::new();
     labels.insert("org.opencontainers.image.title".to_string(), name.clone());
@@ -645,6 +589,9 @@ pub fn resolve_image(args: &ImageArgs, loaded: &Loaded) -> Result<ImageSettings,
             labels.insert(format!("org.opencontainers.image.{k}"), v.clone());
         }
     }
+    if let Some(f) = built {
+        labels.extend(build_labels(f, &git_dir));
+    }
     for (k, v) in &toml.labels {
         labels.insert(k.clone(), v.clone());
     }
@@ -658,7 +605,7 @@ pub fn resolve_image(args: &ImageArgs, loaded: &Loaded) -> Result<ImageSettings,
 
     Ok(ImageSettings {
         request: image::Request {
-            binary: args.binary.clone(),
+            binary: binary.to_path_buf(),
             name,
             base,
             ports,
@@ -681,42 +628,17 @@ mod tests {
 
     #[test]
     fn outputs() {
-        assert_eq!(
-            parse_output("oci:out", "x").unwrap(),
-            Output::Layout {
-                dir: "out".into(),
-                tag: "latest".into()
-            }
-        );
-        assert_eq!(
-            parse_output("oci:/a/b:v1", "x").unwrap(),
-            Output::Layout {
-                dir: "/a/b".into(),
-                tag: "v1".into()
-            }
-        );
+        assert_eq!(parse_output("oci:out", "x").unwrap(), Output::Layout { dir: "out".into(), tag: "latest".into() });
+        assert_eq!(parse_output("oci:/a/b:v1", "x").unwrap(), Output::Layout { dir: "/a/b".into(), tag: "v1".into() });
         assert_eq!(
             parse_output("docker-archive:x.tar", "ghcr.io/acme/app").unwrap(),
-            Output::Archive {
-                file: "x.tar".into(),
-                repo_tag: "ghcr.io/acme/app:latest".into()
-            }
+            Output::Archive { file: "x.tar".into(), repo_tag: "ghcr.io/acme/app:latest".into() }
         );
         assert_eq!(
             parse_output("docker-archive:x.tar:hello:2", "x").unwrap(),
-            Output::Archive {
-                file: "x.tar".into(),
-                repo_tag: "hello:2".into()
-            }
+            Output::Archive { file: "x.tar".into(), repo_tag: "hello:2".into() }
         );
-        for bad in [
-            "out",
-            "oci:",
-            "oci:d:bad tag",
-            "oci:d:-x",
-            "docker-archive:",
-            "docker-archive:f:UP",
-        ] {
+        for bad in ["out", "oci:", "oci:d:bad tag", "oci:d:-x", "docker-archive:", "docker-archive:f:UP"] {
             assert!(parse_output(bad, "x").is_err(), "{bad}");
         }
     }
@@ -744,39 +666,18 @@ mod tests {
         std::fs::write(dir.path().join("c.toml"), "x").unwrap();
         let m = parse_file("c.toml:/etc/c.toml:0600", dir.path()).unwrap();
         assert_eq!((m.dest.as_str(), m.mode), ("/etc/c.toml", 0o600));
-        assert_eq!(
-            parse_file("c.toml:/etc/c.toml", dir.path()).unwrap().mode,
-            0o644
-        );
-        for bad in [
-            "c.toml",
-            "c.toml:etc/x",
-            "missing:/x",
-            ":/x",
-            "c.toml:/x:0999",
-        ] {
+        assert_eq!(parse_file("c.toml:/etc/c.toml", dir.path()).unwrap().mode, 0o644);
+        for bad in ["c.toml", "c.toml:etc/x", "missing:/x", ":/x", "c.toml:/x:0999"] {
             assert!(parse_file(bad, dir.path()).is_err(), "{bad}");
         }
-        assert!(
-            parse_file(".:/x", dir.path()).is_err(),
-            "directories are rejected"
-        );
+        assert!(parse_file(".:/x", dir.path()).is_err(), "directories are rejected");
     }
 
     #[test]
     fn source_urls_lose_credentials() {
-        assert_eq!(
-            public_source_url("https://x:ghp_secret@github.com/a/b.git").unwrap(),
-            "https://github.com/a/b"
-        );
-        assert_eq!(
-            public_source_url("git@github.com:a/b.git").unwrap(),
-            "https://github.com/a/b"
-        );
-        assert_eq!(
-            public_source_url("ssh://git@github.com:22/a/b").unwrap(),
-            "https://github.com/a/b"
-        );
+        assert_eq!(public_source_url("https://x:ghp_secret@github.com/a/b.git").unwrap(), "https://github.com/a/b");
+        assert_eq!(public_source_url("git@github.com:a/b.git").unwrap(), "https://github.com/a/b");
+        assert_eq!(public_source_url("ssh://git@github.com:22/a/b").unwrap(), "https://github.com/a/b");
         assert_eq!(public_source_url("/local/path"), None);
     }
 
@@ -804,9 +705,6 @@ service = "..."
 "#;
         let t: ShipToml = toml::from_str(text).unwrap();
         assert_eq!(t.image.name.as_deref(), Some("ghcr.io/acme/hello-service"));
-        assert!(
-            toml::from_str::<ShipToml>("[image]\nport = 3").is_err(),
-            "typos are rejected"
-        );
+        assert!(toml::from_str::<ShipToml>("[image]\nport = 3").is_err(), "typos are rejected");
     }
 }

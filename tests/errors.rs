@@ -10,10 +10,7 @@ struct Case {
 }
 
 fn case(args: &[&str], says: &'static str) -> Case {
-    Case {
-        args: args.iter().map(|s| s.to_string()).collect(),
-        says,
-    }
+    Case { args: args.iter().map(|s| s.to_string()).collect(), says }
 }
 
 /// Run and check the failure: exit non-zero, empty stdout, exactly one `error:` line (plus a
@@ -24,40 +21,13 @@ fn assert_fails_cleanly(t: &TempDir, c: &Case, out: &std::path::Path) {
     cmd.arg("image").args(&c.args).current_dir(t.path());
     let (success, stdout, stderr) = run(&mut cmd);
     assert!(!success, "{:?} succeeded", c.args);
-    assert!(
-        stdout.is_empty(),
-        "{:?}: stdout must be empty on failure: {stdout}",
-        c.args
-    );
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("error: "))
-        .collect();
-    assert_eq!(
-        errors.len(),
-        1,
-        "{:?}: one error line expected:\n{stderr}",
-        c.args
-    );
-    assert!(
-        errors[0].contains(c.says),
-        "{:?}: error should mention {:?}: {}",
-        c.args,
-        c.says,
-        errors[0]
-    );
-    assert!(
-        stderr.lines().any(|l| l.starts_with("hint: ")),
-        "{:?}: no hint:\n{stderr}",
-        c.args
-    );
+    assert!(stdout.is_empty(), "{:?}: stdout must be empty on failure: {stdout}", c.args);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "{:?}: one error line expected:\n{stderr}", c.args);
+    assert!(errors[0].contains(c.says), "{:?}: error should mention {:?}: {}", c.args, c.says, errors[0]);
+    assert!(stderr.lines().any(|l| l.starts_with("hint: ")), "{:?}: no hint:\n{stderr}", c.args);
     assert!(!out.exists(), "{:?}: {} was created", c.args, out.display());
-    assert_eq!(
-        before,
-        tree_bytes(t.path()),
-        "{:?}: files changed in the working directory",
-        c.args
-    );
+    assert_eq!(before, tree_bytes(t.path()), "{:?}: files changed in the working directory", c.args);
 }
 
 #[test]
@@ -71,169 +41,35 @@ fn bad_inputs_fail_with_one_clear_error_and_write_nothing() {
     let out = t.join("out");
     let o = format!("oci:{}", out.display());
     let cases = [
-        case(
-            &["--binary", "missing-binary", "--output", &o],
-            "cannot read the binary",
-        ),
-        case(
-            &["--binary", "script.sh", "--output", &o],
-            "is not an ELF executable",
-        ),
-        case(
-            &[
-                "--binary",
-                bin,
-                "--file",
-                "missing.toml:/etc/x",
-                "--output",
-                &o,
-            ],
-            "missing.toml",
-        ),
-        case(
-            &["--binary", bin, "--file", "adir:/etc/x", "--output", &o],
-            "not a regular file",
-        ),
+        case(&["--binary", "missing-binary", "--output", &o], "cannot read the binary"),
+        case(&["--binary", "script.sh", "--output", &o], "is not an ELF executable"),
+        case(&["--binary", bin, "--file", "missing.toml:/etc/x", "--output", &o], "missing.toml"),
+        case(&["--binary", bin, "--file", "adir:/etc/x", "--output", &o], "not a regular file"),
         // Readable by nobody, not even root: reading /proc/self/mem at offset 0 fails.
+        case(&["--binary", bin, "--file", "/proc/self/mem:/etc/x", "--output", &o], "cannot read the file"),
+        case(&["--binary", bin, "--file", "plain.txt:relative/x", "--output", &o], "must be absolute"),
+        case(&["--binary", bin, "--env", "NOEQUALS", "--output", &o], "--env"),
+        case(&["--binary", bin, "--env", "1BAD=x", "--output", &o], "--env"),
+        case(&["--binary", bin, "--label", "=x", "--output", &o], "--label"),
+        case(&["--binary", bin, "--port", "http", "--output", &o], "--port"),
+        case(&["--binary", bin, "--port", "70000", "--output", &o], "--port"),
+        case(&["--binary", bin, "--user", "a b", "--output", &o], "--user"),
+        case(&["--binary", bin, "--compression", "brotli", "--output", &o], "--compression"),
+        case(&["--binary", bin, "--source-date-epoch", "yesterday", "--output", &o], "--source-date-epoch"),
+        case(&["--binary", bin, "--output", &format!("oci:{}:-bad", out.display())], "tag"),
+        case(&["--binary", bin, "--output", &format!("oci:{}:has space", out.display())], "tag"),
+        case(&["--binary", bin, "--output", &format!("docker-archive:{}:Upper/Case", out.display())], "upper-case"),
+        case(&["--binary", bin, "--output", &format!("tarball:{}", out.display())], "oci: or docker-archive:"),
+        case(&["--binary", bin, "--base", "debian:12", "--output", &o], "--base"),
         case(
-            &[
-                "--binary",
-                bin,
-                "--file",
-                "/proc/self/mem:/etc/x",
-                "--output",
-                &o,
-            ],
-            "cannot read the file",
-        ),
-        case(
-            &[
-                "--binary",
-                bin,
-                "--file",
-                "plain.txt:relative/x",
-                "--output",
-                &o,
-            ],
-            "must be absolute",
-        ),
-        case(
-            &["--binary", bin, "--env", "NOEQUALS", "--output", &o],
-            "--env",
-        ),
-        case(
-            &["--binary", bin, "--env", "1BAD=x", "--output", &o],
-            "--env",
-        ),
-        case(
-            &["--binary", bin, "--label", "=x", "--output", &o],
-            "--label",
-        ),
-        case(
-            &["--binary", bin, "--port", "http", "--output", &o],
-            "--port",
-        ),
-        case(
-            &["--binary", bin, "--port", "70000", "--output", &o],
-            "--port",
-        ),
-        case(
-            &["--binary", bin, "--user", "a b", "--output", &o],
-            "--user",
-        ),
-        case(
-            &["--binary", bin, "--compression", "brotli", "--output", &o],
-            "--compression",
-        ),
-        case(
-            &[
-                "--binary",
-                bin,
-                "--source-date-epoch",
-                "yesterday",
-                "--output",
-                &o,
-            ],
-            "--source-date-epoch",
-        ),
-        case(
-            &[
-                "--binary",
-                bin,
-                "--output",
-                &format!("oci:{}:-bad", out.display()),
-            ],
-            "tag",
-        ),
-        case(
-            &[
-                "--binary",
-                bin,
-                "--output",
-                &format!("oci:{}:has space", out.display()),
-            ],
-            "tag",
-        ),
-        case(
-            &[
-                "--binary",
-                bin,
-                "--output",
-                &format!("docker-archive:{}:Upper/Case", out.display()),
-            ],
-            "upper-case",
-        ),
-        case(
-            &[
-                "--binary",
-                bin,
-                "--output",
-                &format!("tarball:{}", out.display()),
-            ],
-            "oci: or docker-archive:",
-        ),
-        case(
-            &["--binary", bin, "--base", "debian:12", "--output", &o],
-            "--base",
-        ),
-        case(
-            &[
-                "--binary",
-                bin,
-                "--base",
-                &format!("oci:{}:x", t.join("adir").display()),
-                "--output",
-                &o,
-            ],
+            &["--binary", bin, "--base", &format!("oci:{}:x", t.join("adir").display()), "--output", &o],
             "not an OCI image layout",
         ),
-        case(
-            &["--binary", bin, "--ca-bundle", "plain.txt", "--output", &o],
-            "no PEM certificate",
-        ),
-        case(
-            &["--binary", bin, "--name", "Bad Name", "--output", &o],
-            "invalid",
-        ),
+        case(&["--binary", bin, "--ca-bundle", "plain.txt", "--output", &o], "no PEM certificate"),
+        case(&["--binary", bin, "--name", "Bad Name", "--output", &o], "invalid"),
         // Unwritable destinations, even for root: under a regular file, and in /proc.
-        case(
-            &[
-                "--binary",
-                bin,
-                "--output",
-                &format!("oci:{}", t.join("plain.txt/sub").display()),
-            ],
-            "cannot write",
-        ),
-        case(
-            &[
-                "--binary",
-                bin,
-                "--output",
-                "docker-archive:/proc/ship-test.tar",
-            ],
-            "cannot write",
-        ),
+        case(&["--binary", bin, "--output", &format!("oci:{}", t.join("plain.txt/sub").display())], "cannot write"),
+        case(&["--binary", bin, "--output", "docker-archive:/proc/ship-test.tar"], "cannot write"),
     ];
     for c in &cases {
         assert_fails_cleanly(&t, c, &out);
@@ -246,19 +82,11 @@ fn a_non_layout_directory_is_not_overwritten() {
     std::fs::create_dir(t.join("stuff")).unwrap();
     std::fs::write(t.join("stuff/keep.txt"), "mine").unwrap();
     let c = case(
-        &[
-            "--binary",
-            hello_service().to_str().unwrap(),
-            "--output",
-            &format!("oci:{}", t.join("stuff").display()),
-        ],
+        &["--binary", hello_service().to_str().unwrap(), "--output", &format!("oci:{}", t.join("stuff").display())],
         "not an OCI image layout",
     );
     assert_fails_cleanly(&t, &c, &t.join("never-created"));
-    assert_eq!(
-        std::fs::read_to_string(t.join("stuff/keep.txt")).unwrap(),
-        "mine"
-    );
+    assert_eq!(std::fs::read_to_string(t.join("stuff/keep.txt")).unwrap(), "mine");
 }
 
 #[test]
@@ -288,18 +116,9 @@ fn a_failed_second_write_leaves_the_existing_layout_untouched() {
 #[test]
 fn a_broken_ship_toml_is_reported_with_its_line() {
     let t = TempDir::new();
-    std::fs::write(
-        t.join("ship.toml"),
-        "[image]\nname = \"x\"\nprots = [3000]\n",
-    )
-    .unwrap();
+    std::fs::write(t.join("ship.toml"), "[image]\nname = \"x\"\nprots = [3000]\n").unwrap();
     let c = case(
-        &[
-            "--binary",
-            hello_service().to_str().unwrap(),
-            "--output",
-            &format!("oci:{}", t.join("out").display()),
-        ],
+        &["--binary", hello_service().to_str().unwrap(), "--output", &format!("oci:{}", t.join("out").display())],
         "line 3",
     );
     assert_fails_cleanly(&t, &c, &t.join("out"));
@@ -309,15 +128,7 @@ fn a_broken_ship_toml_is_reported_with_its_line() {
 fn help_lists_only_implemented_commands() {
     let help = ok(ship().arg("--help"));
     assert!(help.contains("image"), "{help}");
-    for missing in [
-        "push",
-        "deploy",
-        "verify",
-        "cache",
-        "toolchain",
-        "doctor",
-        "plan",
-    ] {
+    for missing in ["push", "deploy", "verify", "cache", "toolchain", "doctor", "plan"] {
         assert!(
             !help.lines().any(|l| l.trim_start().starts_with(missing)),
             "{missing} is listed but not implemented:\n{help}"

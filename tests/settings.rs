@@ -49,14 +49,7 @@ ca-bundle = "ca.pem"
     let mut cmd = ship();
     cmd.args(["image", "--quiet", "--binary"])
         .arg(hello_service())
-        .args([
-            "--env",
-            "RUST_LOG=debug",
-            "--label",
-            "tier=flag",
-            "--source-date-epoch",
-            "1",
-        ])
+        .args(["--env", "RUST_LOG=debug", "--label", "tier=flag", "--source-date-epoch", "1"])
         .args(["--output", &format!("oci:{}:t", layout.display())])
         .current_dir(t.path());
     ok(&mut cmd);
@@ -65,31 +58,17 @@ ca-bundle = "ca.pem"
     assert_eq!(c["Entrypoint"], serde_json::json!(["/app/from-toml"]));
     assert_eq!(c["User"], "1000:1000");
     assert_eq!(c["WorkingDir"], "/srv");
-    assert_eq!(
-        c["ExposedPorts"],
-        serde_json::json!({"3000/tcp": {}, "53/udp": {}})
-    );
+    assert_eq!(c["ExposedPorts"], serde_json::json!({"3000/tcp": {}, "53/udp": {}}));
     let env: Vec<String> = serde_json::from_value(c["Env"].clone()).unwrap();
-    assert!(
-        env.contains(&"RUST_LOG=debug".into()) && env.contains(&"KEEP=toml".into()),
-        "{env:?}"
-    );
-    assert!(
-        !env.contains(&"RUST_LOG=info".into()),
-        "the flag must replace the file's value: {env:?}"
-    );
+    assert!(env.contains(&"RUST_LOG=debug".into()) && env.contains(&"KEEP=toml".into()), "{env:?}");
+    assert!(!env.contains(&"RUST_LOG=info".into()), "the flag must replace the file's value: {env:?}");
     assert_eq!(c["Labels"]["team"], "core");
     assert_eq!(c["Labels"]["tier"], "flag");
     let manifest: serde_json::Value = serde_json::from_str(&ok(Command::new("skopeo")
         .args(["inspect", "--raw"])
         .arg(format!("oci:{}:t", layout.display()))))
     .unwrap();
-    assert!(
-        manifest["layers"][1]["mediaType"]
-            .as_str()
-            .unwrap()
-            .ends_with("+zstd")
-    );
+    assert!(manifest["layers"][1]["mediaType"].as_str().unwrap().ends_with("+zstd"));
 }
 
 #[test]
@@ -97,30 +76,14 @@ fn labels_and_timestamps_come_from_cargo_toml_and_git() {
     let t = TempDir::new();
     let project = t.join("project");
     std::fs::create_dir_all(&project).unwrap();
-    std::fs::write(
-        project.join("Cargo.toml"),
-        "[package]\nname = \"svc\"\nversion = \"2.3.4\"\nlicense = \"MIT\"\n",
-    )
-    .unwrap();
+    std::fs::write(project.join("Cargo.toml"), "[package]\nname = \"svc\"\nversion = \"2.3.4\"\nlicense = \"MIT\"\n")
+        .unwrap();
     git(&project, &["init", "-q"]);
     git(&project, &["add", "Cargo.toml"]);
     git(&project, &["commit", "-q", "-m", "init"]);
-    git(
-        &project,
-        &[
-            "remote",
-            "add",
-            "origin",
-            "https://bot:ghp_notarealtoken@github.com/acme/svc.git",
-        ],
-    );
+    git(&project, &["remote", "add", "origin", "https://bot:ghp_notarealtoken@github.com/acme/svc.git"]);
     let head = String::from_utf8(
-        Command::new("git")
-            .args(["rev-parse", "HEAD"])
-            .current_dir(&project)
-            .output()
-            .unwrap()
-            .stdout,
+        Command::new("git").args(["rev-parse", "HEAD"]).current_dir(&project).output().unwrap().stdout,
     )
     .unwrap();
 
@@ -138,38 +101,22 @@ fn labels_and_timestamps_come_from_cargo_toml_and_git() {
         }
         let (success, stdout, stderr) = run(&mut cmd);
         assert!(success, "{stderr}");
-        assert!(
-            !stdout.contains("ghp_") && !stderr.contains("ghp_"),
-            "a credential from the remote URL was printed"
-        );
+        assert!(!stdout.contains("ghp_") && !stderr.contains("ghp_"), "a credential from the remote URL was printed");
     };
     build(None, "git");
     let cfg = config_of(&layout, "git");
     let labels = &cfg["config"]["Labels"];
-    assert_eq!(
-        cfg["created"], "2022-04-15T05:20:00Z",
-        "created is HEAD's commit time"
-    );
-    assert_eq!(
-        labels["org.opencontainers.image.created"],
-        "2022-04-15T05:20:00Z"
-    );
+    assert_eq!(cfg["created"], "2022-04-15T05:20:00Z", "created is HEAD's commit time");
+    assert_eq!(labels["org.opencontainers.image.created"], "2022-04-15T05:20:00Z");
     assert_eq!(labels["org.opencontainers.image.revision"], head.trim());
     assert_eq!(labels["org.opencontainers.image.version"], "2.3.4");
     assert_eq!(labels["org.opencontainers.image.licenses"], "MIT");
-    assert_eq!(
-        labels["org.opencontainers.image.source"],
-        "https://github.com/acme/svc"
-    );
+    assert_eq!(labels["org.opencontainers.image.source"], "https://github.com/acme/svc");
     assert_eq!(labels["org.opencontainers.image.title"], "hello-service");
-    let raw = std::fs::read_dir(layout.join("blobs/sha256"))
-        .unwrap()
-        .map(|e| std::fs::read(e.unwrap().path()).unwrap());
+    let raw =
+        std::fs::read_dir(layout.join("blobs/sha256")).unwrap().map(|e| std::fs::read(e.unwrap().path()).unwrap());
     for blob in raw {
-        assert!(
-            !String::from_utf8_lossy(&blob).contains("ghp_notarealtoken"),
-            "a credential reached a blob"
-        );
+        assert!(!String::from_utf8_lossy(&blob).contains("ghp_notarealtoken"), "a credential reached a blob");
     }
 
     build(Some("1000000000"), "env");

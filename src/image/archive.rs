@@ -9,10 +9,7 @@ use serde_json::json;
 use std::path::Path;
 
 pub fn write(image: &Image, file: &Path, repo_tag: &str) -> Result<(), Error> {
-    let out_err = |source: std::io::Error| Error::Output {
-        path: file.to_path_buf(),
-        source,
-    };
+    let out_err = |source: std::io::Error| Error::Output { path: file.to_path_buf(), source };
     let dir = match file.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -20,10 +17,7 @@ pub fn write(image: &Image, file: &Path, repo_tag: &str) -> Result<(), Error> {
     if file.is_dir() {
         return Err(out_err(std::io::Error::other("it is a directory")));
     }
-    let tmp = tempfile::Builder::new()
-        .prefix(".ship-archive-")
-        .tempfile_in(dir)
-        .map_err(out_err)?;
+    let tmp = tempfile::Builder::new().prefix(".ship-archive-").tempfile_in(dir).map_err(out_err)?;
     let mut builder = tar::Builder::new(std::io::BufWriter::new(tmp));
     let mut add = |path: &str, data: &[u8]| -> std::io::Result<()> {
         let mut h = tar::Header::new_gnu();
@@ -33,45 +27,28 @@ pub fn write(image: &Image, file: &Path, repo_tag: &str) -> Result<(), Error> {
         h.set_size(data.len() as u64);
         builder.append_data(&mut h, path, data)
     };
-    let config_name = format!(
-        "{}.json",
-        digest::hex_part(&image.config_digest).expect("own digest")
-    );
+    let config_name = format!("{}.json", digest::hex_part(&image.config_digest).expect("own digest"));
     let mut layer_names = Vec::new();
     let result = (|| -> Result<(), Error> {
         add(&config_name, &image.config).map_err(out_err)?;
         for layer in &image.layers {
-            let name = format!(
-                "{}/layer.tar",
-                digest::hex_part(&layer.diff_id).expect("own digest")
-            );
+            let name = format!("{}/layer.tar", digest::hex_part(&layer.diff_id).expect("own digest"));
             if !layer_names.contains(&name) {
                 add(&name, &layer.tar()?).map_err(out_err)?;
             }
             layer_names.push(name);
         }
-        let manifest =
-            json!([{"Config": config_name, "RepoTags": [repo_tag], "Layers": layer_names}]);
-        add(
-            "manifest.json",
-            &serde_json::to_vec(&manifest).expect("JSON"),
-        )
-        .map_err(out_err)?;
+        let manifest = json!([{"Config": config_name, "RepoTags": [repo_tag], "Layers": layer_names}]);
+        add("manifest.json", &serde_json::to_vec(&manifest).expect("JSON")).map_err(out_err)?;
         Ok(())
     })();
     result?;
-    let tmp = builder
-        .into_inner()
-        .map_err(out_err)?
-        .into_inner()
-        .map_err(|e| out_err(e.into_error()))?;
+    let tmp = builder.into_inner().map_err(out_err)?.into_inner().map_err(|e| out_err(e.into_error()))?;
     tmp.as_file().sync_all().map_err(out_err)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(out_err)?;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(out_err)?;
     }
     tmp.persist(file).map_err(|e| out_err(e.error))?;
     Ok(())

@@ -25,11 +25,7 @@ pub fn tree(ca_bundle: Arc<Vec<u8>>) -> Result<Tree, Error> {
     let mut t = Tree::new();
     t.file("/etc/passwd", Arc::new(PASSWD.as_bytes().to_vec()), 0o644)?;
     t.file("/etc/group", Arc::new(GROUP.as_bytes().to_vec()), 0o644)?;
-    t.file(
-        "/etc/nsswitch.conf",
-        Arc::new(NSSWITCH.as_bytes().to_vec()),
-        0o644,
-    )?;
+    t.file("/etc/nsswitch.conf", Arc::new(NSSWITCH.as_bytes().to_vec()), 0o644)?;
     t.file(CA_PATH, ca_bundle, 0o644)?;
     t.dir("/tmp", 0o1777, 0, 0)?;
     t.dir("/root", 0o700, 0, 0)?;
@@ -40,7 +36,5 @@ pub fn tree(ca_bundle: Arc<Vec<u8>>) -> Result<Tree, Error> {
 /// Rejects inputs that are plainly not a PEM certificate bundle (an empty file, a DER file,
 /// a directory listing), since the image would then fail every TLS connection at run time.
 pub fn check_ca_bundle(bytes: &[u8]) -> bool {
-    bytes
-        .windows(27)
-        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    bytes.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----")
 }

@@ -74,8 +74,9 @@ impl Compression {
             | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
             | "application/vnd.docker.image.rootfs.diff.tar.gzip" => Some(Compression::Gzip),
             "application/vnd.oci.image.layer.v1.tar+zstd" => Some(Compression::Zstd),
-            "application/vnd.oci.image.layer.v1.tar"
-            | "application/vnd.docker.image.rootfs.diff.tar" => Some(Compression::None),
+            "application/vnd.oci.image.layer.v1.tar" | "application/vnd.docker.image.rootfs.diff.tar" => {
+                Some(Compression::None)
+            }
             _ => None,
         }
     }
@@ -86,31 +87,25 @@ pub fn compress(data: &[u8], compression: Compression, threads: usize) -> Vec<u8
     if compression == Compression::None {
         return data.to_vec();
     }
-    let chunks: Vec<&[u8]> = if data.is_empty() {
-        vec![data]
-    } else {
-        data.chunks(CHUNK_SIZE).collect()
-    };
+    let chunks: Vec<&[u8]> = if data.is_empty() { vec![data] } else { data.chunks(CHUNK_SIZE).collect() };
     let results: Vec<Mutex<Vec<u8>>> = chunks.iter().map(|_| Mutex::new(Vec::new())).collect();
     let next = AtomicUsize::new(0);
     let worker = || {
-        let mut gzip = libdeflater::Compressor::new(
-            libdeflater::CompressionLvl::new(GZIP_LEVEL).expect("level 6 is valid"),
-        );
+        let mut gzip =
+            libdeflater::Compressor::new(libdeflater::CompressionLvl::new(GZIP_LEVEL).expect("level 6 is valid"));
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(chunk) = chunks.get(i) else { break };
             let out = match compression {
                 Compression::Gzip => {
                     let mut out = vec![0; gzip.gzip_compress_bound(chunk.len())];
-                    let n = gzip
-                        .gzip_compress(chunk, &mut out)
-                        .expect("the buffer is at least the compress bound");
+                    let n = gzip.gzip_compress(chunk, &mut out).expect("the buffer is at least the compress bound");
                     out.truncate(n);
                     out
                 }
-                Compression::Zstd => zstd::bulk::compress(chunk, ZSTD_LEVEL)
-                    .expect("in-memory zstd compression cannot fail"),
+                Compression::Zstd => {
+                    zstd::bulk::compress(chunk, ZSTD_LEVEL).expect("in-memory zstd compression cannot fail")
+                }
                 Compression::None => unreachable!(),
             };
             *results[i].lock().expect("no worker panics holding it") = out;

@@ -21,11 +21,7 @@ pub fn platform(bytes: &[u8]) -> Option<Result<Platform, u16>> {
         (header::EM_S390, true, _) => ("s390x", None),
         (machine, _, _) => return Some(Err(machine)),
     };
-    Some(Ok(Platform {
-        architecture,
-        variant,
-        os: "linux",
-    }))
+    Some(Ok(Platform { architecture, variant, os: "linux" }))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -39,10 +39,7 @@ pub struct Tree {
 
 /// Check and normalise an absolute container path: `/app//x/` → `app/x`.
 pub fn normalize_path(path: &str) -> Result<String, Error> {
-    let bad = |why: &str| Error::BadPath {
-        path: path.to_string(),
-        why: why.to_string(),
-    };
+    let bad = |why: &str| Error::BadPath { path: path.to_string(), why: why.to_string() };
     if !path.starts_with('/') {
         return Err(bad("it must be absolute"));
     }
@@ -71,20 +68,9 @@ impl Tree {
         let rel = normalize_path(path)?;
         self.parents(&rel)?;
         match self.entries.get(&rel) {
-            Some(Entry {
-                content: Content::File(_),
-                ..
-            }) => Err(Error::PathConflict(format!("/{rel}"))),
+            Some(Entry { content: Content::File(_), .. }) => Err(Error::PathConflict(format!("/{rel}"))),
             _ => {
-                self.entries.insert(
-                    rel,
-                    Entry {
-                        mode,
-                        uid,
-                        gid,
-                        content: Content::Dir,
-                    },
-                );
+                self.entries.insert(rel, Entry { mode, uid, gid, content: Content::Dir });
                 Ok(())
             }
         }
@@ -97,44 +83,21 @@ impl Tree {
         if self.entries.contains_key(&rel) {
             return Err(Error::PathConflict(format!("/{rel}")));
         }
-        self.entries.insert(
-            rel,
-            Entry {
-                mode,
-                uid: 0,
-                gid: 0,
-                content: Content::File(data),
-            },
-        );
+        self.entries.insert(rel, Entry { mode, uid: 0, gid: 0, content: Content::File(data) });
         Ok(())
     }
 
     /// Add a regular file whose bytes are read from `src` when the tar is made.
     pub fn file_from(&mut self, path: &str, src: &std::path::Path, mode: u32) -> Result<(), Error> {
-        let read_err = |source| Error::ReadInput {
-            what: "file",
-            path: src.to_path_buf(),
-            source,
-        };
+        let read_err = |source| Error::ReadInput { what: "file", path: src.to_path_buf(), source };
         let size = std::fs::metadata(src).map_err(read_err)?.len();
         let rel = normalize_path(path)?;
         self.parents(&rel)?;
         if self.entries.contains_key(&rel) {
             return Err(Error::PathConflict(format!("/{rel}")));
         }
-        let content = Content::Path {
-            path: src.to_path_buf(),
-            size,
-        };
-        self.entries.insert(
-            rel,
-            Entry {
-                mode,
-                uid: 0,
-                gid: 0,
-                content,
-            },
-        );
+        let content = Content::Path { path: src.to_path_buf(), size };
+        self.entries.insert(rel, Entry { mode, uid: 0, gid: 0, content });
         Ok(())
     }
 
@@ -144,20 +107,12 @@ impl Tree {
             end += i;
             let parent = &rel[..end];
             match self.entries.get(parent) {
-                Some(Entry {
-                    content: Content::File(_),
-                    ..
-                }) => {
+                Some(Entry { content: Content::File(_), .. }) => {
                     return Err(Error::PathConflict(format!("/{parent}")));
                 }
                 Some(_) => {}
                 None => {
-                    let dir = Entry {
-                        mode: 0o755,
-                        uid: 0,
-                        gid: 0,
-                        content: Content::Dir,
-                    };
+                    let dir = Entry { mode: 0o755, uid: 0, gid: 0, content: Content::Dir };
                     self.entries.insert(parent.to_string(), dir);
                 }
             }
@@ -196,35 +151,22 @@ impl Tree {
                 Content::File(data) => {
                     header.set_entry_type(tar::EntryType::Regular);
                     header.set_size(data.len() as u64);
-                    builder
-                        .append_data(&mut header, path, &data[..])
-                        .map_err(Error::io("writing a tar"))
+                    builder.append_data(&mut header, path, &data[..]).map_err(Error::io("writing a tar"))
                 }
                 Content::Path { path: src, size } => {
-                    let read_err = |source| Error::ReadInput {
-                        what: "file",
-                        path: src.clone(),
-                        source,
-                    };
+                    let read_err = |source| Error::ReadInput { what: "file", path: src.clone(), source };
                     let file = std::fs::File::open(src).map_err(read_err)?;
                     header.set_entry_type(tar::EntryType::Regular);
                     header.set_size(*size);
                     // The size went into the header already: a file that changed size since
                     // must fail rather than produce a tar whose header lies.
-                    let mut reader = SizeChecked {
-                        inner: file.take(*size),
-                        left: *size,
-                    };
-                    builder
-                        .append_data(&mut header, path, &mut reader)
-                        .map_err(read_err)
+                    let mut reader = SizeChecked { inner: file.take(*size), left: *size };
+                    builder.append_data(&mut header, path, &mut reader).map_err(read_err)
                 }
             };
             result?;
         }
-        Ok(builder
-            .into_inner()
-            .expect("writing a tar into memory cannot fail"))
+        Ok(builder.into_inner().expect("writing a tar into memory cannot fail"))
     }
 }
 
@@ -238,10 +180,7 @@ impl<R: Read> Read for SizeChecked<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n == 0 && self.left > 0 && !buf.is_empty() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the file shrank while being read",
-            ));
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file shrank while being read"));
         }
         self.left -= n as u64;
         Ok(n)
@@ -279,11 +218,8 @@ impl Layer {
             let blob = compress::compress(&tar, compression, threads);
             (hash.join().expect("hashing does not panic"), blob)
         });
-        let (digest, blob) = if compression == Compression::None {
-            (diff_id.clone(), blob)
-        } else {
-            (digest::sha256(&blob), blob)
-        };
+        let (digest, blob) =
+            if compression == Compression::None { (diff_id.clone(), blob) } else { (digest::sha256(&blob), blob) };
         Layer {
             media_type: compression.media_type().to_string(),
             digest,
@@ -295,21 +231,8 @@ impl Layer {
     }
 
     /// A layer whose blob is a file that has already been verified against `digest`.
-    pub fn from_file(
-        media_type: String,
-        digest: String,
-        diff_id: String,
-        size: u64,
-        path: PathBuf,
-    ) -> Layer {
-        Layer {
-            media_type,
-            digest,
-            diff_id,
-            size,
-            blob: Blob::File(path),
-            tar: None,
-        }
+    pub fn from_file(media_type: String, digest: String, diff_id: String, size: u64, path: PathBuf) -> Layer {
+        Layer { media_type, digest, diff_id, size, blob: Blob::File(path), tar: None }
     }
 
     pub fn blob(&self) -> &Blob {
@@ -344,22 +267,13 @@ impl Layer {
         let compression = Compression::from_media_type(&self.media_type)
             .ok_or_else(|| Error::UnsupportedMediaType(self.media_type.clone()))?;
         let mut out = Vec::new();
-        compress::decoder(
-            self.open().map_err(Error::io("reading layer blob"))?,
-            compression,
-        )
-        .and_then(|mut r| r.read_to_end(&mut out))
-        .map_err(|e| Error::CorruptLayer {
-            digest: self.digest.clone(),
-            why: e.to_string(),
-        })?;
+        compress::decoder(self.open().map_err(Error::io("reading layer blob"))?, compression)
+            .and_then(|mut r| r.read_to_end(&mut out))
+            .map_err(|e| Error::CorruptLayer { digest: self.digest.clone(), why: e.to_string() })?;
         if digest::sha256(&out) != self.diff_id {
             return Err(Error::CorruptLayer {
                 digest: self.digest.clone(),
-                why: format!(
-                    "its uncompressed digest is not the diff_id {}",
-                    self.diff_id
-                ),
+                why: format!("its uncompressed digest is not the diff_id {}", self.diff_id),
             });
         }
         Ok(Arc::new(out))
@@ -394,10 +308,7 @@ mod tests {
         t.file("/a/x/y", Arc::new(b"y".to_vec()), 0o755).unwrap();
         t.dir("/tmp", 0o1777, 0, 0).unwrap();
         let got = names(&t.to_tar(42).unwrap());
-        let paths: Vec<_> = got
-            .iter()
-            .map(|g| g.0.trim_end_matches('/').to_string())
-            .collect();
+        let paths: Vec<_> = got.iter().map(|g| g.0.trim_end_matches('/').to_string()).collect();
         assert_eq!(paths, ["a", "a/x", "a/x/y", "tmp", "z", "z/b"]);
         assert!(got.iter().all(|g| g.3 == 42 && g.2 == 0));
         assert_eq!(got[3].1, 0o1777);
@@ -432,14 +343,8 @@ mod tests {
         assert_eq!(normalize_path("/app//x/").unwrap(), "app/x");
         let mut t = Tree::new();
         t.file("/a", Arc::new(vec![]), 0o644).unwrap();
-        assert!(matches!(
-            t.file("/a", Arc::new(vec![]), 0o644),
-            Err(Error::PathConflict(_))
-        ));
-        assert!(matches!(
-            t.file("/a/b", Arc::new(vec![]), 0o644),
-            Err(Error::PathConflict(_))
-        ));
+        assert!(matches!(t.file("/a", Arc::new(vec![]), 0o644), Err(Error::PathConflict(_))));
+        assert!(matches!(t.file("/a/b", Arc::new(vec![]), 0o644), Err(Error::PathConflict(_))));
     }
 
     #[test]

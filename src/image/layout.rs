@@ -20,15 +20,9 @@ const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
 /// Write `image` into the layout at `dir` under `tag`, keeping other tags.
 pub fn write(image: &Image, dir: &Path, tag: &str) -> Result<(), Error> {
-    let out_err = |source: std::io::Error| Error::Output {
-        path: dir.to_path_buf(),
-        source,
-    };
+    let out_err = |source: std::io::Error| Error::Output { path: dir.to_path_buf(), source };
     match fs::metadata(dir) {
-        Ok(m) if !m.is_dir() => Err(Error::NotALayout {
-            dir: dir.to_path_buf(),
-            why: "it is a file".into(),
-        }),
+        Ok(m) if !m.is_dir() => Err(Error::NotALayout { dir: dir.to_path_buf(), why: "it is a file".into() }),
         Ok(_) if dir.join("oci-layout").exists() => write_into_existing(image, dir, tag),
         Ok(_) => {
             let empty = fs::read_dir(dir).map_err(out_err)?.next().is_none();
@@ -73,14 +67,9 @@ fn existing_ancestor(path: &Path) -> PathBuf {
 }
 
 fn stage_new(image: &Image, dir: &Path, tag: &str) -> Result<tempfile::TempDir, Error> {
-    let out_err = |source: std::io::Error| Error::Output {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let staged = tempfile::Builder::new()
-        .prefix(".ship-layout-")
-        .tempdir_in(existing_ancestor(dir))
-        .map_err(out_err)?;
+    let out_err = |source: std::io::Error| Error::Output { path: dir.to_path_buf(), source };
+    let staged =
+        tempfile::Builder::new().prefix(".ship-layout-").tempdir_in(existing_ancestor(dir)).map_err(out_err)?;
     let root = staged.path();
     fs::create_dir_all(root.join("blobs/sha256")).map_err(out_err)?;
     // Unlike a TempDir's default 0700, a layout should be readable like any other output.
@@ -106,19 +95,14 @@ fn set_dir_mode(_: &Path) -> std::io::Result<()> {
 }
 
 fn write_into_existing(image: &Image, dir: &Path, tag: &str) -> Result<(), Error> {
-    let out_err = |source: std::io::Error| Error::Output {
-        path: dir.to_path_buf(),
-        source,
-    };
+    let out_err = |source: std::io::Error| Error::Output { path: dir.to_path_buf(), source };
     let old = read_index(dir)?;
     let mut added = Vec::new();
     let result = (|| {
         fs::create_dir_all(dir.join("blobs/sha256"))?;
         write_blobs(image, dir, &mut added)?;
         let index = index_with(Some(old), image, tag);
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".index.json.")
-            .tempfile_in(dir)?;
+        let mut tmp = tempfile::Builder::new().prefix(".index.json.").tempfile_in(dir)?;
         tmp.write_all(&spec::canonical(&index))?;
         tmp.persist(dir.join("index.json")).map_err(|e| e.error)?;
         Ok(())
@@ -135,24 +119,10 @@ fn write_into_existing(image: &Image, dir: &Path, tag: &str) -> Result<(), Error
 fn write_blobs(image: &Image, root: &Path, added: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let blobs = root.join("blobs/sha256");
     for layer in &image.layers {
-        put_blob(&blobs, &layer.digest, layer.size, added, |f| {
-            layer.write_to(f)
-        })?;
+        put_blob(&blobs, &layer.digest, layer.size, added, |f| layer.write_to(f))?;
     }
-    put_blob(
-        &blobs,
-        &image.config_digest,
-        image.config.len() as u64,
-        added,
-        |f| f.write_all(&image.config),
-    )?;
-    put_blob(
-        &blobs,
-        &image.manifest_digest,
-        image.manifest.len() as u64,
-        added,
-        |f| f.write_all(&image.manifest),
-    )
+    put_blob(&blobs, &image.config_digest, image.config.len() as u64, added, |f| f.write_all(&image.config))?;
+    put_blob(&blobs, &image.manifest_digest, image.manifest.len() as u64, added, |f| f.write_all(&image.manifest))
 }
 
 fn put_blob(
@@ -166,15 +136,10 @@ fn put_blob(
     let target = blobs.join(hex);
     // A blob of the right size under its digest's name was written whole (it was renamed into
     // place only when complete); a wrong size means something else damaged it: rewrite it.
-    if fs::metadata(&target)
-        .map(|m| m.len() == size)
-        .unwrap_or(false)
-    {
+    if fs::metadata(&target).map(|m| m.len() == size).unwrap_or(false) {
         return Ok(());
     }
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(blobs)?;
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(blobs)?;
     write(tmp.as_file_mut())?;
     tmp.as_file().set_permissions(blob_permissions())?;
     tmp.persist(&target).map_err(|e| e.error)?;
@@ -196,17 +161,10 @@ fn blob_permissions() -> fs::Permissions {
 
 /// The index with `image` under `tag`, replacing whatever had that tag before.
 fn index_with(old: Option<Value>, image: &Image, tag: &str) -> Value {
-    let mut manifests: Vec<Value> = old
-        .as_ref()
-        .and_then(|o| o.get("manifests"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    manifests.retain(|m| {
-        m.pointer(&format!("/annotations/{}", REF_NAME.replace('/', "~1"))) != Some(&json!(tag))
-    });
-    let mut platform =
-        json!({"architecture": image.platform.architecture, "os": image.platform.os});
+    let mut manifests: Vec<Value> =
+        old.as_ref().and_then(|o| o.get("manifests")).and_then(Value::as_array).cloned().unwrap_or_default();
+    manifests.retain(|m| m.pointer(&format!("/annotations/{}", REF_NAME.replace('/', "~1"))) != Some(&json!(tag)));
+    let mut platform = json!({"architecture": image.platform.architecture, "os": image.platform.os});
     if let Some(v) = image.platform.variant {
         platform["variant"] = json!(v);
     }
@@ -225,14 +183,10 @@ fn index_with(old: Option<Value>, image: &Image, tag: &str) -> Value {
 }
 
 fn read_index(dir: &Path) -> Result<Value, Error> {
-    let bad = |why: String| Error::NotALayout {
-        dir: dir.to_path_buf(),
-        why,
-    };
-    let bytes = fs::read(dir.join("index.json"))
-        .map_err(|e| bad(format!("its index.json cannot be read ({e})")))?;
-    let index: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| bad(format!("its index.json is not valid JSON ({e})")))?;
+    let bad = |why: String| Error::NotALayout { dir: dir.to_path_buf(), why };
+    let bytes = fs::read(dir.join("index.json")).map_err(|e| bad(format!("its index.json cannot be read ({e})")))?;
+    let index: Value =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("its index.json is not valid JSON ({e})")))?;
     if !index.get("manifests").is_some_and(Value::is_array) {
         return Err(bad("its index.json has no manifests list".into()));
     }
@@ -246,25 +200,16 @@ pub fn tags(dir: &Path) -> Result<Vec<String>, Error> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|m| {
-            m.get("annotations")?
-                .get(REF_NAME)?
-                .as_str()
-                .map(str::to_string)
-        })
+        .filter_map(|m| m.get("annotations")?.get(REF_NAME)?.as_str().map(str::to_string))
         .collect())
 }
 
 /// A verified blob's bytes (small blobs only: manifests, configs, indexes).
 fn read_blob(dir: &Path, digest: &str) -> Result<Vec<u8>, Error> {
-    let bad = |why: String| Error::NotALayout {
-        dir: dir.to_path_buf(),
-        why,
-    };
-    let hex = digest::hex_part(digest)
-        .ok_or_else(|| bad(format!("it names a malformed digest {digest:?}")))?;
-    let bytes = fs::read(dir.join("blobs/sha256").join(hex))
-        .map_err(|e| bad(format!("blob {digest} cannot be read ({e})")))?;
+    let bad = |why: String| Error::NotALayout { dir: dir.to_path_buf(), why };
+    let hex = digest::hex_part(digest).ok_or_else(|| bad(format!("it names a malformed digest {digest:?}")))?;
+    let bytes =
+        fs::read(dir.join("blobs/sha256").join(hex)).map_err(|e| bad(format!("blob {digest} cannot be read ({e})")))?;
     if digest::sha256(&bytes) != digest {
         return Err(bad(format!("blob {digest} does not match its digest")));
     }
@@ -279,10 +224,7 @@ pub struct BaseImage {
 
 /// Read the image tagged `tag` for `platform` (choosing from an image index if it is one).
 pub fn read_image(dir: &Path, tag: &str, platform: Platform) -> Result<BaseImage, Error> {
-    let bad = |why: String| Error::NotALayout {
-        dir: dir.to_path_buf(),
-        why,
-    };
+    let bad = |why: String| Error::NotALayout { dir: dir.to_path_buf(), why };
     if !dir.join("oci-layout").is_file() {
         return Err(bad("it has no oci-layout file".into()));
     }
@@ -303,8 +245,7 @@ pub fn read_image(dir: &Path, tag: &str, platform: Platform) -> Result<BaseImage
         let media_type = desc["mediaType"].as_str().unwrap_or_default();
         let digest = desc["digest"].as_str().unwrap_or_default().to_string();
         let bytes = read_blob(dir, &digest)?;
-        let doc: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| bad(format!("blob {digest} is not JSON ({e})")))?;
+        let doc: Value = serde_json::from_slice(&bytes).map_err(|e| bad(format!("blob {digest} is not JSON ({e})")))?;
         let is_index = media_type == INDEX_MEDIA_TYPE
             || media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
             || (media_type.is_empty() && doc.get("manifests").is_some());
@@ -330,20 +271,14 @@ pub fn read_image(dir: &Path, tag: &str, platform: Platform) -> Result<BaseImage
 }
 
 fn read_manifest(dir: &Path, manifest: &Value) -> Result<BaseImage, Error> {
-    let bad = |why: String| Error::NotALayout {
-        dir: dir.to_path_buf(),
-        why,
-    };
+    let bad = |why: String| Error::NotALayout { dir: dir.to_path_buf(), why };
     let config_digest = manifest
         .pointer("/config/digest")
         .and_then(Value::as_str)
         .ok_or_else(|| bad("a manifest has no config".into()))?;
     let config_bytes = read_blob(dir, config_digest)?;
-    let config: ImageConfiguration = serde_json::from_slice(&config_bytes).map_err(|e| {
-        bad(format!(
-            "config {config_digest} is not an image config ({e})"
-        ))
-    })?;
+    let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
+        .map_err(|e| bad(format!("config {config_digest} is not an image config ({e})")))?;
     let descs = manifest["layers"].as_array().cloned().unwrap_or_default();
     let diff_ids = config.rootfs().diff_ids().clone();
     if diff_ids.len() != descs.len() {
@@ -358,8 +293,7 @@ fn read_manifest(dir: &Path, manifest: &Value) -> Result<BaseImage, Error> {
         let digest = d["digest"].as_str().unwrap_or_default().to_string();
         let media_type = d["mediaType"].as_str().unwrap_or_default().to_string();
         let size = d["size"].as_u64().unwrap_or_default();
-        let hex = digest::hex_part(&digest)
-            .ok_or_else(|| bad(format!("a layer has a malformed digest {digest:?}")))?;
+        let hex = digest::hex_part(&digest).ok_or_else(|| bad(format!("a layer has a malformed digest {digest:?}")))?;
         let path = dir.join("blobs/sha256").join(hex);
         verify_file(&path, &digest, size).map_err(bad)?;
         layers.push(Layer::from_file(media_type, digest, diff_id, size, path));
@@ -370,11 +304,8 @@ fn read_manifest(dir: &Path, manifest: &Value) -> Result<BaseImage, Error> {
 fn verify_file(path: &Path, digest: &str, size: u64) -> Result<(), String> {
     let file = fs::File::open(path).map_err(|e| format!("blob {digest} cannot be read ({e})"))?;
     let mut w = digest::HashingWriter::new(std::io::sink());
-    std::io::copy(
-        &mut std::io::BufReader::with_capacity(1 << 20, file),
-        &mut w,
-    )
-    .map_err(|e| format!("blob {digest} cannot be read ({e})"))?;
+    std::io::copy(&mut std::io::BufReader::with_capacity(1 << 20, file), &mut w)
+        .map_err(|e| format!("blob {digest} cannot be read ({e})"))?;
     let (_, got, n) = w.finish();
     if got != digest || n != size {
         return Err(format!("blob {digest} does not match its digest or size"));

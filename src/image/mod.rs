@@ -22,11 +22,7 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read the {what} {path}: {source}")]
-    ReadInput {
-        what: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    ReadInput { what: &'static str, path: PathBuf, source: std::io::Error },
     #[error("the binary {0} is not an ELF executable")]
     NotElf(PathBuf),
     #[error("the binary {path} is for ELF machine {machine}, which has no OCI architecture name")]
@@ -42,11 +38,7 @@ pub enum Error {
     #[error("{dir} is not an OCI image layout: {why}")]
     NotALayout { dir: PathBuf, why: String },
     #[error("the layout {dir} has no image tagged {tag:?}")]
-    TagNotFound {
-        dir: PathBuf,
-        tag: String,
-        tags: Vec<String>,
-    },
+    TagNotFound { dir: PathBuf, tag: String, tags: Vec<String> },
     #[error("{what} has no image for platform {platform}")]
     NoPlatform { what: String, platform: String },
     #[error("the base image is {base}, but the binary is {binary}")]
@@ -56,15 +48,9 @@ pub enum Error {
     #[error("layer {digest} is corrupt: {why}")]
     CorruptLayer { digest: String, why: String },
     #[error("cannot write {path}: {source}")]
-    Output {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Output { path: PathBuf, source: std::io::Error },
     #[error("{context}: {source}")]
-    Io {
-        context: &'static str,
-        source: std::io::Error,
-    },
+    Io { context: &'static str, source: std::io::Error },
 }
 
 impl Error {
@@ -76,9 +62,13 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             Error::ReadInput { what, .. } => format!("check that the {what} exists and is readable"),
-            Error::NotElf(_) => "pass the compiled executable (target/<triple>/release/NAME), not a script or source file".into(),
+            Error::NotElf(_) => {
+                "pass the compiled executable (target/<triple>/release/NAME), not a script or source file".into()
+            }
             Error::UnsupportedArch { .. } => "build for amd64, arm64, arm, 386, riscv64, ppc64le or s390x".into(),
-            Error::BadCaBundle(_) => "pass a PEM bundle with --ca-bundle, e.g. /etc/ssl/certs/ca-certificates.crt".into(),
+            Error::BadCaBundle(_) => {
+                "pass a PEM bundle with --ca-bundle, e.g. /etc/ssl/certs/ca-certificates.crt".into()
+            }
             Error::BadPath { .. } => "image paths are absolute, like /app/config.toml".into(),
             Error::PathConflict(_) => "give each --file a destination of its own, away from /app/<name>".into(),
             Error::BadEpoch(_) => "SOURCE_DATE_EPOCH is seconds since 1970, e.g. 1700000000".into(),
@@ -148,11 +138,7 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 pub const LABEL_CA_SHA256: &str = "dev.ship.ca-bundle.sha256";
 
 fn read_input(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|source| Error::ReadInput {
-        what,
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::read(path).map_err(|source| Error::ReadInput { what, path: path.to_path_buf(), source })
 }
 
 /// Assemble the image. Reads the binary, the files and the base; writes nothing.
@@ -161,37 +147,24 @@ pub fn build(req: &Request) -> Result<Image, Error> {
     let mut head = Vec::with_capacity(64);
     std::fs::File::open(&req.binary)
         .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 64), &mut head))
-        .map_err(|source| Error::ReadInput {
-            what: "binary",
-            path: req.binary.clone(),
-            source,
-        })?;
+        .map_err(|source| Error::ReadInput { what: "binary", path: req.binary.clone(), source })?;
     let platform = match elf::platform(&head) {
         None => return Err(Error::NotElf(req.binary.clone())),
         Some(Err(machine)) => {
-            return Err(Error::UnsupportedArch {
-                path: req.binary.clone(),
-                machine,
-            });
+            return Err(Error::UnsupportedArch { path: req.binary.clone(), machine });
         }
         Some(Ok(p)) => p,
     };
     let created = spec::rfc3339(req.source_date_epoch)?;
-    let mtime =
-        u64::try_from(req.source_date_epoch).map_err(|_| Error::BadEpoch(req.source_date_epoch))?;
+    let mtime = u64::try_from(req.source_date_epoch).map_err(|_| Error::BadEpoch(req.source_date_epoch))?;
 
     // The app tree is checked (paths, conflicts, unreadable files) before any compression.
     let entry = format!("/app/{}", req.name);
     let mut app = layer::Tree::new();
-    app.file_from(&entry, &req.binary, 0o755)
-        .map_err(|e| match e {
-            Error::ReadInput { path, source, .. } => Error::ReadInput {
-                what: "binary",
-                path,
-                source,
-            },
-            e => e,
-        })?;
+    app.file_from(&entry, &req.binary, 0o755).map_err(|e| match e {
+        Error::ReadInput { path, source, .. } => Error::ReadInput { what: "binary", path, source },
+        e => e,
+    })?;
     for f in &req.files {
         let data = read_input("file", &f.src)?;
         app.file(&f.dest, Arc::new(data), f.mode)?;
@@ -228,10 +201,7 @@ pub fn build(req: &Request) -> Result<Image, Error> {
             let b = layout::read_image(dir, tag, platform)?;
             let base_arch = b.config.architecture().to_string();
             if base_arch != platform.architecture {
-                return Err(Error::PlatformMismatch {
-                    base: base_arch,
-                    binary: platform.architecture.into(),
-                });
+                return Err(Error::PlatformMismatch { base: base_arch, binary: platform.architecture.into() });
             }
             let has_path = b
                 .config
@@ -296,28 +266,19 @@ mod tests {
 
     fn request(dir: &std::path::Path, compression: Compression, threads: usize) -> Request {
         std::fs::write(dir.join("app"), synthetic_elf()).unwrap();
-        std::fs::write(
-            dir.join("ca.pem"),
-            "-----BEGIN CERTIFICATE-----\nMIIBfixed\n-----END CERTIFICATE-----\n",
-        )
-        .unwrap();
+        std::fs::write(dir.join("ca.pem"), "-----BEGIN CERTIFICATE-----\nMIIBfixed\n-----END CERTIFICATE-----\n")
+            .unwrap();
         std::fs::write(dir.join("app.toml"), "answer = 42\n").unwrap();
         Request {
             binary: dir.join("app"),
             name: "golden".into(),
-            base: Base::Generated {
-                ca_bundle: dir.join("ca.pem"),
-            },
+            base: Base::Generated { ca_bundle: dir.join("ca.pem") },
             ports: vec!["3000/tcp".into()],
             env: vec![("RUST_LOG".into(), "info".into())],
             labels: BTreeMap::from([("org.opencontainers.image.title".into(), "golden".into())]),
             user: "65532:65532".into(),
             workdir: None,
-            files: vec![FileMapping {
-                src: dir.join("app.toml"),
-                dest: "/etc/app.toml".into(),
-                mode: 0o644,
-            }],
+            files: vec![FileMapping { src: dir.join("app.toml"), dest: "/etc/app.toml".into(), mode: 0o644 }],
             compression,
             source_date_epoch: 1_700_000_000,
             threads,
@@ -330,26 +291,14 @@ mod tests {
     fn golden_manifest_digests() {
         let dir = tempfile::tempdir().unwrap();
         let golden = [
-            (
-                Compression::Gzip,
-                "sha256:97eef190f1110112eb8c33078f9ae65498e410da4cbca6f3ba5454131f2196ed",
-            ),
-            (
-                Compression::Zstd,
-                "sha256:b8821c9d8a95b1bb85abc5cd45fc8c6bf46a4fc53384061f21489d5f021190c7",
-            ),
-            (
-                Compression::None,
-                "sha256:405bd88c628f365c1f03df4826935455cf66e63e7b122660fee2c3e7dba21a16",
-            ),
+            (Compression::Gzip, "sha256:97eef190f1110112eb8c33078f9ae65498e410da4cbca6f3ba5454131f2196ed"),
+            (Compression::Zstd, "sha256:b8821c9d8a95b1bb85abc5cd45fc8c6bf46a4fc53384061f21489d5f021190c7"),
+            (Compression::None, "sha256:405bd88c628f365c1f03df4826935455cf66e63e7b122660fee2c3e7dba21a16"),
         ];
         for (c, want) in golden {
             let one = build(&request(dir.path(), c, 1)).unwrap();
             let two = build(&request(dir.path(), c, 2)).unwrap();
-            assert_eq!(
-                one.manifest_digest, two.manifest_digest,
-                "{c:?}: thread count changed the digest"
-            );
+            assert_eq!(one.manifest_digest, two.manifest_digest, "{c:?}: thread count changed the digest");
             assert_eq!(one.manifest_digest, want, "{c:?}: the image format drifted");
         }
     }
@@ -374,35 +323,15 @@ mod tests {
         assert_eq!(cfg["architecture"], "amd64");
         assert_eq!(cfg["os"], "linux");
         assert_eq!(cfg["created"], "2023-11-14T22:13:20Z");
-        assert_eq!(
-            cfg["config"]["Entrypoint"],
-            serde_json::json!(["/app/golden"])
-        );
+        assert_eq!(cfg["config"]["Entrypoint"], serde_json::json!(["/app/golden"]));
         assert_eq!(cfg["config"]["User"], "65532:65532");
-        assert_eq!(
-            cfg["config"]["ExposedPorts"],
-            serde_json::json!({"3000/tcp": {}})
-        );
-        let env: Vec<&str> = cfg["config"]["Env"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
+        assert_eq!(cfg["config"]["ExposedPorts"], serde_json::json!({"3000/tcp": {}}));
+        let env: Vec<&str> = cfg["config"]["Env"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
         assert_eq!(
             env,
-            [
-                &format!("PATH={DEFAULT_PATH}"),
-                "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
-                "RUST_LOG=info"
-            ]
+            [&format!("PATH={DEFAULT_PATH}"), "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt", "RUST_LOG=info"]
         );
-        assert!(
-            cfg["config"]["Labels"][LABEL_CA_SHA256]
-                .as_str()
-                .unwrap()
-                .starts_with("sha256:")
-        );
+        assert!(cfg["config"]["Labels"][LABEL_CA_SHA256].as_str().unwrap().starts_with("sha256:"));
         assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
         assert_eq!(cfg["history"].as_array().unwrap().len(), 2);
     }

@@ -4,8 +4,7 @@ use super::elf::Platform;
 use super::layer::Layer;
 use super::{Error, digest};
 use oci_spec::image::{
-    Arch, Config, Descriptor, History, HistoryBuilder, ImageConfiguration, ImageManifestBuilder,
-    MediaType, Os, RootFs,
+    Arch, Config, Descriptor, History, HistoryBuilder, ImageConfiguration, ImageManifestBuilder, MediaType, Os, RootFs,
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -25,8 +24,7 @@ pub fn canonical<T: Serialize>(value: &T) -> Vec<u8> {
 /// RFC 3339 in UTC with second precision, as `created` fields use.
 pub fn rfc3339(epoch: i64) -> Result<String, Error> {
     let t = time::OffsetDateTime::from_unix_timestamp(epoch).map_err(|_| Error::BadEpoch(epoch))?;
-    t.format(&time::format_description::well_known::Rfc3339)
-        .map_err(|_| Error::BadEpoch(epoch))
+    t.format(&time::format_description::well_known::Rfc3339).map_err(|_| Error::BadEpoch(epoch))
 }
 
 /// An empty config for `platform`, to stack layers on.
@@ -79,10 +77,7 @@ pub fn apply_runtime(cfg: &mut ImageConfiguration, s: RuntimeSettings<'_>) {
     let mut env = c.env().clone().unwrap_or_default();
     for (k, v) in s.env {
         let line = format!("{k}={v}");
-        match env
-            .iter_mut()
-            .find(|e| e.split_once('=').map(|(ek, _)| ek) == Some(&k))
-        {
+        match env.iter_mut().find(|e| e.split_once('=').map(|(ek, _)| ek) == Some(&k)) {
             Some(existing) => *existing = line,
             None => env.push(line),
         }
@@ -97,20 +92,11 @@ pub fn apply_runtime(cfg: &mut ImageConfiguration, s: RuntimeSettings<'_>) {
 /// Config bytes, then manifest bytes, for a finished config and its layers.
 pub fn finish(cfg: &ImageConfiguration, layers: &[Layer]) -> (Vec<u8>, Vec<u8>) {
     let config = canonical(cfg);
-    let config_desc = Descriptor::new(
-        MediaType::ImageConfig,
-        config.len() as u64,
-        parse_digest(&digest::sha256(&config)),
-    );
+    let config_desc =
+        Descriptor::new(MediaType::ImageConfig, config.len() as u64, parse_digest(&digest::sha256(&config)));
     let layer_descs: Vec<Descriptor> = layers
         .iter()
-        .map(|l| {
-            Descriptor::new(
-                MediaType::from(l.media_type.as_str()),
-                l.size,
-                parse_digest(&l.digest),
-            )
-        })
+        .map(|l| Descriptor::new(MediaType::from(l.media_type.as_str()), l.size, parse_digest(&l.digest)))
         .collect();
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
@@ -123,8 +109,7 @@ pub fn finish(cfg: &ImageConfiguration, layers: &[Layer]) -> (Vec<u8>, Vec<u8>) 
 }
 
 pub fn parse_digest(d: &str) -> oci_spec::image::Digest {
-    d.parse()
-        .expect("ship only makes well-formed sha256 digests")
+    d.parse().expect("ship only makes well-formed sha256 digests")
 }
 
 #[cfg(test)]
@@ -139,14 +124,8 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_every_map_and_has_no_whitespace() {
-        let v = Unsorted {
-            zeta: 1,
-            alpha: HashMap::from([("b", 2), ("a", 1), ("c", 3)]),
-        };
-        assert_eq!(
-            String::from_utf8(canonical(&v)).unwrap(),
-            r#"{"alpha":{"a":1,"b":2,"c":3},"zeta":1}"#
-        );
+        let v = Unsorted { zeta: 1, alpha: HashMap::from([("b", 2), ("a", 1), ("c", 3)]) };
+        assert_eq!(String::from_utf8(canonical(&v)).unwrap(), r#"{"alpha":{"a":1,"b":2,"c":3},"zeta":1}"#);
     }
 
     #[test]

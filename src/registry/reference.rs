@@ -20,22 +20,18 @@ pub enum Error {
     #[error("image reference {reference:?} has an upper-case repository name")]
     UpperCase { reference: String, lower: String },
     #[error("image reference {reference:?} is invalid: {why}")]
-    Invalid {
-        reference: String,
-        why: &'static str,
-    },
+    Invalid { reference: String, why: &'static str },
 }
 
 impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::UpperCase { lower, .. } => Some(format!(
-                "repository names must be lower case (GHCR requires it): use {lower}"
-            )),
-            Error::Invalid { .. } | Error::Empty(_) => Some(
-                "write references like ghcr.io/owner/name:tag or name@sha256:<64 hex digits>"
-                    .into(),
-            ),
+            Error::UpperCase { lower, .. } => {
+                Some(format!("repository names must be lower case (GHCR requires it): use {lower}"))
+            }
+            Error::Invalid { .. } | Error::Empty(_) => {
+                Some("write references like ghcr.io/owner/name:tag or name@sha256:<64 hex digits>".into())
+            }
         }
     }
 }
@@ -46,8 +42,7 @@ pub fn is_valid_tag(tag: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
 }
 
 /// One path component: lower-case alphanumerics joined by `.`, `_`, `__` or runs of `-`.
@@ -81,26 +76,15 @@ fn looks_like_host(first: &str) -> bool {
 
 impl Reference {
     pub fn parse(input: &str) -> Result<Reference, Error> {
-        let invalid = |why| Error::Invalid {
-            reference: input.to_string(),
-            why,
-        };
+        let invalid = |why| Error::Invalid { reference: input.to_string(), why };
         if input.is_empty() {
             return Err(Error::Empty(input.to_string()));
         }
         let (rest, digest) = match input.split_once('@') {
             Some((r, d)) => {
-                let hex = d
-                    .strip_prefix("sha256:")
-                    .ok_or_else(|| invalid("only sha256 digests are supported"))?;
-                if hex.len() != 64
-                    || !hex
-                        .bytes()
-                        .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
-                {
-                    return Err(invalid(
-                        "the digest must be sha256: and 64 lower-case hex digits",
-                    ));
+                let hex = d.strip_prefix("sha256:").ok_or_else(|| invalid("only sha256 digests are supported"))?;
+                if hex.len() != 64 || !hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
+                    return Err(invalid("the digest must be sha256: and 64 lower-case hex digits"));
                 }
                 (r, Some(d.to_string()))
             }
@@ -109,35 +93,22 @@ impl Reference {
         // A ':' after the last '/' separates the tag; one before it is a registry port.
         let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
         let (name, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => (
-                &rest[..last_slash + i],
-                Some(rest[last_slash + i + 1..].to_string()),
-            ),
+            Some(i) => (&rest[..last_slash + i], Some(rest[last_slash + i + 1..].to_string())),
             None => (rest, None),
         };
         if let Some(t) = &tag {
             if !is_valid_tag(t) {
-                return Err(invalid(
-                    "a tag is 1-128 letters, digits, '_', '.' or '-', not starting with '.' or '-'",
-                ));
+                return Err(invalid("a tag is 1-128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"));
             }
         }
         let (registry, path) = match name.split_once('/') {
             Some((first, path)) if looks_like_host(first) => (first.to_string(), path.to_string()),
             _ => (DOCKER_HUB.to_string(), name.to_string()),
         };
-        if registry.is_empty()
-            || registry
-                .bytes()
-                .any(|c| c.is_ascii_whitespace() || c == b'/')
-        {
+        if registry.is_empty() || registry.bytes().any(|c| c.is_ascii_whitespace() || c == b'/') {
             return Err(invalid("the registry host is malformed"));
         }
-        let path = if registry == DOCKER_HUB && !path.contains('/') {
-            format!("library/{path}")
-        } else {
-            path
-        };
+        let path = if registry == DOCKER_HUB && !path.contains('/') { format!("library/{path}") } else { path };
         if path.is_empty() || !path.to_lowercase().split('/').all(is_valid_component) {
             return Err(invalid(
                 "repository path components are lower-case letters, digits and single '.', '_', '__' or '-' separators",
@@ -146,20 +117,12 @@ impl Reference {
         if path.bytes().any(|c| c.is_ascii_uppercase()) {
             // `name` is a prefix of `input`; host names are case-insensitive, tags are not.
             let lower = format!("{}{}", name.to_lowercase(), &input[name.len()..]);
-            return Err(Error::UpperCase {
-                reference: input.to_string(),
-                lower,
-            });
+            return Err(Error::UpperCase { reference: input.to_string(), lower });
         }
         if path.len() > 255 {
             return Err(invalid("the repository name is longer than 255 characters"));
         }
-        Ok(Reference {
-            registry,
-            repository: path,
-            tag,
-            digest,
-        })
+        Ok(Reference { registry, repository: path, tag, digest })
     }
 
     /// The tag, or `latest` if neither a tag nor a digest was given.
@@ -170,10 +133,7 @@ impl Reference {
     /// The short name docker prints: no `docker.io/library/`.
     pub fn familiar_name(&self) -> String {
         if self.registry == DOCKER_HUB {
-            let repo = self
-                .repository
-                .strip_prefix("library/")
-                .unwrap_or(&self.repository);
+            let repo = self.repository.strip_prefix("library/").unwrap_or(&self.repository);
             repo.to_string()
         } else {
             format!("{}/{}", self.registry, self.repository)
@@ -182,10 +142,7 @@ impl Reference {
 
     /// The last path component: `ghcr.io/acme/hello` → `hello`.
     pub fn short_name(&self) -> &str {
-        self.repository
-            .rsplit('/')
-            .next()
-            .unwrap_or(&self.repository)
+        self.repository.rsplit('/').next().unwrap_or(&self.repository)
     }
 }
 
@@ -231,18 +188,12 @@ mod tests {
         );
         assert_eq!(r.short_name(), "hello-service");
         let r = p("127.0.0.1:5000/x/y");
-        assert_eq!(
-            (r.registry.as_str(), r.repository.as_str(), r.tag),
-            ("127.0.0.1:5000", "x/y", None)
-        );
+        assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag), ("127.0.0.1:5000", "x/y", None));
         let r = p("localhost/app");
         assert_eq!(r.registry, "localhost");
         let d = format!("sha256:{}", "a".repeat(64));
         let r = p(&format!("localhost:5000/app:t@{d}"));
-        assert_eq!(
-            (r.tag.as_deref(), r.digest.as_deref()),
-            (Some("t"), Some(d.as_str()))
-        );
+        assert_eq!((r.tag.as_deref(), r.digest.as_deref()), (Some("t"), Some(d.as_str())));
         assert_eq!(r.to_string(), format!("localhost:5000/app:t@{d}"));
     }
 
@@ -251,16 +202,7 @@ mod tests {
         assert!(
             matches!(Reference::parse("ghcr.io/Acme/App"), Err(Error::UpperCase { lower, .. }) if lower == "ghcr.io/acme/app")
         );
-        for bad in [
-            "",
-            "app:",
-            "app:-x",
-            "a//b",
-            "app@sha256:xyz",
-            "-app",
-            "app_-x",
-            "a b",
-        ] {
+        for bad in ["", "app:", "app:-x", "a//b", "app@sha256:xyz", "-app", "app_-x", "a b"] {
             assert!(Reference::parse(bad).is_err(), "{bad:?} should be rejected");
         }
         assert!(!is_valid_tag(&"a".repeat(129)));

@@ -9,10 +9,7 @@ pub struct Reporter {
 
 impl Reporter {
     pub fn new(quiet: bool) -> Self {
-        Self {
-            quiet,
-            start: Instant::now(),
-        }
+        Self { quiet, start: Instant::now() }
     }
 
     /// A line of progress, prefixed with the time since start.
@@ -20,6 +17,10 @@ impl Reporter {
         if !self.quiet {
             eprintln!("[{:>6.2}s] {message}", self.start.elapsed().as_secs_f64());
         }
+    }
+
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
     }
 
     pub fn warn(&self, message: impl std::fmt::Display) {

@@ -8,8 +8,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-pub const INSTALL_HINT: &str =
-    "run scripts/install-test-deps (it installs every tool the tests use)";
+pub const INSTALL_HINT: &str = "run scripts/install-test-deps (it installs every tool the tests use)";
 
 /// The ship binary under test, with no ship-related variables inherited from the caller.
 pub fn ship() -> Command {
@@ -33,18 +32,14 @@ pub fn run(cmd: &mut Command) -> (bool, String, String) {
 /// Run and insist on success; returns stdout.
 pub fn ok(cmd: &mut Command) -> String {
     let (success, stdout, stderr) = run(cmd);
-    assert!(
-        success,
-        "{cmd:?} failed:\nstdout: {stdout}\nstderr: {stderr}"
-    );
+    assert!(success, "{cmd:?} failed:\nstdout: {stdout}\nstderr: {stderr}");
     stdout
 }
 
 /// Fail (never skip) when a tool the test needs is missing.
 pub fn require(tool: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
+    let found =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file())).unwrap_or(false);
     assert!(found, "{tool} is not installed: {INSTALL_HINT}");
 }
 
@@ -60,10 +55,7 @@ impl TempDir {
     pub fn new() -> Self {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
         let p = std::env::temp_dir()
             .join(format!("ship-test-{}-{nanos}-{n}", std::process::id()))
             .to_string_lossy()
@@ -84,10 +76,7 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         // podman's vfs storage can leave read-only dirs; make them writable before removing.
-        let _ = Command::new("chmod")
-            .args(["-R", "u+rwX"])
-            .arg(&self.0)
-            .output();
+        let _ = Command::new("chmod").args(["-R", "u+rwX"]).arg(&self.0).output();
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -109,14 +98,7 @@ pub fn hello_service() -> PathBuf {
         let triple = host_triple();
         let target_dir = repo_root().join("target/hello-service");
         let status = Command::new("cargo")
-            .args([
-                "build",
-                "--release",
-                "--locked",
-                "--quiet",
-                "--target",
-                &triple,
-            ])
+            .args(["build", "--release", "--locked", "--quiet", "--target", &triple])
             .arg("--manifest-path")
             .arg(repo_root().join("examples/hello-service/Cargo.toml"))
             .env("CARGO_TARGET_DIR", &target_dir)
@@ -131,26 +113,18 @@ pub fn hello_service() -> PathBuf {
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// `GET path` over HTTP/1.0: (status, body), or None if nothing answers.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
+    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
     let mut resp = String::new();
     s.read_to_string(&mut resp).ok()?;
     let status = resp.split_whitespace().nth(1)?.parse().ok()?;
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     Some((status, body))
 }
 
@@ -204,10 +178,7 @@ impl Drop for Podman {
 
 /// A JSON file read into a value.
 pub fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(
-        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    )
-    .unwrap()
+    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
 }
 
 /// Every file under `dir`, relative path → bytes.
@@ -220,10 +191,7 @@ pub fn tree_bytes(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.insert(
-                    p.strip_prefix(dir).unwrap().to_string_lossy().into_owned(),
-                    std::fs::read(&p).unwrap(),
-                );
+                out.insert(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap());
             }
         }
     }
@@ -232,9 +200,5 @@ pub fn tree_bytes(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 
 /// A PEM-looking CA bundle with fixed content, so digests do not depend on the host's bundle.
 pub fn write_ca(path: &Path) {
-    std::fs::write(
-        path,
-        "-----BEGIN CERTIFICATE-----\nMIIBtestbundle\n-----END CERTIFICATE-----\n",
-    )
-    .unwrap();
+    std::fs::write(path, "-----BEGIN CERTIFICATE-----\nMIIBtestbundle\n-----END CERTIFICATE-----\n").unwrap();
 }

@@ -1,0 +1,362 @@
+//! `cargo build --release --locked` with an environment ship computes: mold, static linking,
+//! path remapping, SOURCE_DATE_EPOCH, sccache. Finds the artifact from cargo's JSON messages.
+
+pub mod env;
+
+use crate::toolchain::{Toolchain, Versions};
+use serde::Serialize;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no Cargo.toml at {0}")]
+    NoManifest(PathBuf),
+    #[error("`cargo metadata` failed for {manifest}: {tail}")]
+    Metadata { manifest: PathBuf, tail: String },
+    #[error("the workspace has no package named {name:?}")]
+    UnknownPackage { name: String, available: Vec<String> },
+    #[error("no binary named {name:?} in {scope}")]
+    UnknownBin { name: String, scope: String, available: Vec<String> },
+    #[error("{scope} has no binary target")]
+    NoBin { scope: String },
+    #[error("{scope} has several binaries ({})", available.join(", "))]
+    AmbiguousBin { scope: String, available: Vec<String> },
+    #[error("cargo build failed ({status}); cargo's diagnostics are above")]
+    CargoFailed { status: String },
+    #[error("cargo finished without producing the binary {0}")]
+    NoArtifact(String),
+    #[error("the build is not hermetic: {0}")]
+    NotHermetic(String),
+    #[error("cannot run {program}: {source}")]
+    Spawn { program: String, source: std::io::Error },
+}
+
+impl Error {
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            Error::NoManifest(_) => "run ship inside a Cargo project, or pass --manifest-path path/to/Cargo.toml".into(),
+            Error::Metadata { .. } => "fix the manifest error cargo reports; with --locked, Cargo.lock must be up to date (cargo generate-lockfile)".into(),
+            Error::UnknownPackage { available, .. } => format!("packages in this workspace: {}", available.join(", ")),
+            Error::UnknownBin { available, .. } if available.is_empty() => "this package has no binaries".into(),
+            Error::UnknownBin { available, .. } => format!("binaries: {}", available.join(", ")),
+            Error::NoBin { .. } => "add a [[bin]] target or src/main.rs, or pass --package for a package that has one".into(),
+            Error::AmbiguousBin { .. } => "pick one with --bin NAME, or set bin in the [package] section of ship.toml".into(),
+            Error::CargoFailed { .. } => "fix the compile error; `ship build` runs cargo build --release --locked".into(),
+            Error::NotHermetic(_) => "use the Nix toolchain (nix run .#ship, or --toolchain nix), or drop --require-hermetic".into(),
+            _ => return None,
+        })
+    }
+}
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub manifest_path: PathBuf,
+    pub package: Option<String>,
+    pub bin: Option<String>,
+    pub target_dir: Option<PathBuf>,
+    pub require_hermetic: bool,
+    pub source_date_epoch: i64,
+    pub quiet: bool,
+}
+
+/// What the build was: printed with `--json`, recorded for `ship verify`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Facts {
+    pub binary: PathBuf,
+    pub package: String,
+    pub bin: String,
+    pub version: String,
+    pub target: String,
+    pub workspace_root: PathBuf,
+    pub toolchain: ToolchainFacts,
+    pub rustflags: Vec<String>,
+    pub linker: String,
+    pub static_linking: bool,
+    pub sccache: bool,
+    pub source_date_epoch: i64,
+    pub duration_ms: u128,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolchainFacts {
+    pub source: crate::toolchain::Source,
+    pub identity: String,
+    pub root: Option<PathBuf>,
+    pub versions: Versions,
+}
+
+/// The package and binary cargo metadata says to build.
+struct Selected {
+    package: String,
+    version: String,
+    bin: String,
+    workspace_root: PathBuf,
+    target_directory: PathBuf,
+}
+
+fn tail(bytes: &[u8], lines: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn select(
+    req: &Request,
+    cargo: &Path,
+    envs: &std::collections::BTreeMap<std::ffi::OsString, std::ffi::OsString>,
+) -> Result<Selected, Error> {
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--locked", "--manifest-path"])
+        .arg(&req.manifest_path)
+        .env_clear()
+        .envs(envs)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| Error::Spawn { program: cargo.display().to_string(), source })?;
+    if !out.status.success() {
+        return Err(Error::Metadata { manifest: req.manifest_path.clone(), tail: tail(&out.stderr, 10) });
+    }
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| Error::Metadata { manifest: req.manifest_path.clone(), tail: e.to_string() })?;
+    let packages: Vec<&serde_json::Value> = meta["packages"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
+    let name = |p: &serde_json::Value| p["name"].as_str().unwrap_or_default().to_string();
+    let bins = |p: &serde_json::Value| -> Vec<String> {
+        p["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin")))
+            .filter_map(|t| t["name"].as_str().map(str::to_string))
+            .collect()
+    };
+    // The package: --package; else the one whose manifest was given; else every member.
+    let manifest_abs = std::path::absolute(&req.manifest_path).unwrap_or(req.manifest_path.clone());
+    let candidates: Vec<&serde_json::Value> = match &req.package {
+        Some(p) => {
+            let found: Vec<_> = packages.iter().copied().filter(|x| x["name"] == p.as_str()).collect();
+            if found.is_empty() {
+                return Err(Error::UnknownPackage {
+                    name: p.clone(),
+                    available: packages.iter().map(|p| name(p)).collect(),
+                });
+            }
+            found
+        }
+        None => {
+            let own: Vec<_> = packages
+                .iter()
+                .copied()
+                .filter(|p| p["manifest_path"].as_str().map(Path::new) == Some(manifest_abs.as_path()))
+                .collect();
+            if own.is_empty() { packages.clone() } else { own }
+        }
+    };
+    let scope = match &req.package {
+        Some(p) => format!("package {p}"),
+        None if candidates.len() == 1 => format!("package {}", name(candidates[0])),
+        None => "the workspace".to_string(),
+    };
+    let all: Vec<(String, &serde_json::Value)> =
+        candidates.iter().flat_map(|p| bins(p).into_iter().map(move |b| (b, *p))).collect();
+    let (bin, pkg) = match &req.bin {
+        Some(b) => all.iter().find(|(n, _)| n == b).cloned().ok_or_else(|| Error::UnknownBin {
+            name: b.clone(),
+            scope: scope.clone(),
+            available: all.iter().map(|(n, _)| n.clone()).collect(),
+        })?,
+        None => match all.as_slice() {
+            [] => return Err(Error::NoBin { scope }),
+            [one] => one.clone(),
+            many => {
+                return Err(Error::AmbiguousBin { scope, available: many.iter().map(|(n, _)| n.clone()).collect() });
+            }
+        },
+    };
+    Ok(Selected {
+        package: name(pkg),
+        version: pkg["version"].as_str().unwrap_or_default().to_string(),
+        bin,
+        workspace_root: PathBuf::from(meta["workspace_root"].as_str().unwrap_or_default()),
+        target_directory: PathBuf::from(meta["target_directory"].as_str().unwrap_or_default()),
+    })
+}
+
+/// `--remap-path-prefix FROM=TO` for `from` and, if different, its canonical form.
+fn remap(flags: &mut Vec<String>, from: &Path, to: &str) {
+    let mut push = |p: &Path| {
+        let flag = format!("--remap-path-prefix={}={to}", p.display());
+        if !flags.contains(&flag) {
+            flags.push(flag);
+        }
+    };
+    push(from);
+    if let Ok(canon) = from.canonicalize() {
+        push(&canon);
+    }
+}
+
+/// Build the binary. `warn` receives the warnings, which are also recorded in the facts.
+pub fn build(req: &Request, toolchain: &Toolchain, warn: &mut dyn FnMut(&str)) -> Result<Facts, Error> {
+    let start = Instant::now();
+    let mut warnings: Vec<String> = Vec::new();
+    let mut note = |w: String, warnings: &mut Vec<String>| {
+        warn(&w);
+        warnings.push(w);
+    };
+    if !req.manifest_path.is_file() {
+        return Err(Error::NoManifest(req.manifest_path.clone()));
+    }
+    if req.require_hermetic && !toolchain.is_hermetic() {
+        return Err(Error::NotHermetic("the toolchain comes from the host's PATH, not Nix".into()));
+    }
+    let cargo = toolchain.tool("cargo").expect("a resolved toolchain has cargo").to_path_buf();
+    let rustc = toolchain.tool("rustc").expect("a resolved toolchain has rustc").to_path_buf();
+    let versions = toolchain.versions();
+    let target = versions.host_triple.clone().ok_or_else(|| Error::Spawn {
+        program: rustc.display().to_string(),
+        source: std::io::Error::other("rustc -vV printed no host triple"),
+    })?;
+
+    let mut envs = env::inherited(std::env::vars_os());
+    if let Some(root) = &toolchain.root {
+        let path = std::env::join_paths(
+            std::iter::once(root.join("bin"))
+                .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+        )
+        .unwrap_or_default();
+        envs.insert("PATH".into(), path);
+    }
+    let selected = select(req, &cargo, &envs)?;
+    let target_dir = req
+        .target_dir
+        .clone()
+        .map(|d| std::path::absolute(&d).unwrap_or(d))
+        .unwrap_or(selected.target_directory.clone());
+
+    let mut rustflags: Vec<String> = Vec::new();
+    let linux_gnu = target.ends_with("-linux-gnu");
+    if linux_gnu {
+        rustflags.push("-Ctarget-feature=+crt-static".into());
+        // A Nix toolchain carries glibc's static libraries in its lib/ (nix/toolchain.nix).
+        if let Some(lib) = toolchain.root.as_ref().map(|r| r.join("lib")).filter(|l| l.join("libc.a").exists()) {
+            rustflags.push(format!("-Clink-arg=-L{}", lib.display()));
+        }
+    }
+    let mold = toolchain.tool("mold");
+    let clang = toolchain.tool("clang");
+    let linker = match (mold, clang) {
+        (Some(mold), Some(clang)) => {
+            rustflags.push(format!("-Clinker={}", clang.display()));
+            rustflags.push(format!("-Clink-arg=--ld-path={}", mold.display()));
+            "mold"
+        }
+        (Some(mold), None) => {
+            rustflags.push("-Clink-arg=-fuse-ld=mold".into());
+            rustflags.push(format!("-Clink-arg=-B{}", mold.parent().unwrap_or(Path::new("/")).display()));
+            "mold"
+        }
+        (None, _) => {
+            note("mold is not in the toolchain; linking with rustc's default linker".into(), &mut warnings);
+            "default"
+        }
+    };
+    if req.require_hermetic && linker != "mold" {
+        return Err(Error::NotHermetic("mold is missing from the toolchain".into()));
+    }
+    // No machine path in the binary: later prefixes win, so the most specific comes last.
+    if let Some(root) = &toolchain.root {
+        remap(&mut rustflags, root, "/toolchain");
+    }
+    if let Some(cargo_home) = envs
+        .get(std::ffi::OsStr::new("CARGO_HOME"))
+        .map(PathBuf::from)
+        .or_else(|| envs.get(std::ffi::OsStr::new("HOME")).map(|h| PathBuf::from(h).join(".cargo")))
+    {
+        remap(&mut rustflags, &cargo_home, "/cargo");
+    }
+    if let Some(sysroot) =
+        Command::new(&rustc).args(["--print", "sysroot"]).output().ok().filter(|o| o.status.success())
+    {
+        remap(&mut rustflags, Path::new(String::from_utf8_lossy(&sysroot.stdout).trim()), "/rustc-sysroot");
+    }
+    remap(&mut rustflags, &selected.workspace_root, "/source");
+    remap(&mut rustflags, &target_dir, "/target");
+
+    envs.insert("CARGO_ENCODED_RUSTFLAGS".into(), env::encode_rustflags(&rustflags).into());
+    envs.insert("CARGO_TARGET_DIR".into(), target_dir.clone().into());
+    envs.insert("SOURCE_DATE_EPOCH".into(), req.source_date_epoch.to_string().into());
+    envs.insert("CARGO_INCREMENTAL".into(), "0".into());
+    envs.insert("RUSTC".into(), rustc.clone().into());
+    if let Some(clang) = clang.filter(|_| toolchain.root.is_some()) {
+        // C code in -sys crates compiles with the toolchain's compiler, not the host's.
+        envs.insert("CC".into(), clang.into());
+        if let Some(cxx) = toolchain.root.as_ref().map(|r| r.join("bin/clang++")).filter(|p| p.exists()) {
+            envs.insert("CXX".into(), cxx.into());
+        }
+    }
+    let sccache = toolchain.tool("sccache");
+    match sccache {
+        Some(s) => {
+            envs.insert("RUSTC_WRAPPER".into(), s.into());
+        }
+        None => note("sccache is not in the toolchain; compiling without a cache".into(), &mut warnings),
+    }
+    if req.require_hermetic && sccache.is_none() {
+        return Err(Error::NotHermetic("sccache is missing from the toolchain".into()));
+    }
+
+    let mut cmd = Command::new(&cargo);
+    cmd.args(["build", "--release", "--locked", "--message-format=json-render-diagnostics", "--manifest-path"])
+        .arg(&req.manifest_path)
+        .args(["--package", &selected.package, "--bin", &selected.bin, "--target", &target])
+        .env_clear()
+        .envs(&envs)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if req.quiet {
+        cmd.arg("--quiet");
+    }
+    let mut child = cmd.spawn().map_err(|source| Error::Spawn { program: cargo.display().to_string(), source })?;
+    let mut binary = None;
+    for line in BufReader::new(child.stdout.take().expect("piped")).lines().map_while(Result::ok) {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        let is_our_bin = msg["reason"] == "compiler-artifact"
+            && msg["target"]["name"] == selected.bin.as_str()
+            && msg["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin"));
+        if is_our_bin {
+            binary = msg["executable"].as_str().map(PathBuf::from);
+        }
+    }
+    let status = child.wait().map_err(|source| Error::Spawn { program: cargo.display().to_string(), source })?;
+    if !status.success() {
+        return Err(Error::CargoFailed { status: status.to_string() });
+    }
+    let binary = binary.ok_or_else(|| Error::NoArtifact(selected.bin.clone()))?;
+    Ok(Facts {
+        binary,
+        package: selected.package,
+        bin: selected.bin,
+        version: selected.version,
+        target,
+        workspace_root: selected.workspace_root,
+        toolchain: ToolchainFacts {
+            source: toolchain.source,
+            identity: toolchain.identity(&versions),
+            root: toolchain.root.clone(),
+            versions,
+        },
+        rustflags,
+        linker: linker.into(),
+        static_linking: linux_gnu,
+        sccache: sccache.is_some(),
+        source_date_epoch: req.source_date_epoch,
+        duration_ms: start.elapsed().as_millis(),
+        warnings,
+    })
+}
