@@ -12,6 +12,9 @@ pub struct Cli {
     /// Print nothing on stderr but errors.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Log every registry request (method, URL without query, status) on stderr. Never secrets.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -22,8 +25,47 @@ pub enum Command {
     Build(BuildCommand),
     /// Assemble a reproducible OCI image (building the binary first unless --binary); print sha256:<manifest digest>.
     Image(ImageArgs),
+    /// Push an image from an OCI layout to a registry; print REPO@sha256:<digest>.
+    Push(PushCommand),
     /// Resolve the toolchain and print where it is and the exact version of each tool.
     Toolchain(ToolchainCommand),
+}
+
+/// How to reach and log in to a registry.
+#[derive(Debug, Args, Default, Clone)]
+pub struct RegistryArgs {
+    /// Registry user name (with --password-stdin).
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Read the password or token from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Use plain HTTP for this registry host (loopback registries always are). Repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PushCommand {
+    /// The image to push.
+    #[arg(long, value_name = "oci:DIR[:TAG]")]
+    pub from: String,
+    /// Where to: [host[:port]/]path[:tag] (docker's rules: docker.io, library/).
+    pub reference: String,
+    /// More tags to push the manifest under. Repeatable.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Another repository on the same registry to mount blobs from. Repeatable.
+    #[arg(long = "mount-from", value_name = "REPO")]
+    pub mount_from: Vec<String>,
+    /// Blobs uploaded at once.
+    #[arg(long, default_value_t = 3)]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Print a JSON report: digest, bytes uploaded, blobs skipped/mounted/uploaded, requests.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Which package to build and with what.

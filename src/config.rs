@@ -17,6 +17,12 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("SHIP_CONFIG", "ship.toml to read, like --config"),
     ("SOURCE_DATE_EPOCH", "timestamp for `created` and every mtime in the app layer (reproducible-builds.org)"),
     ("SHIP_TOOLCHAIN", "toolchain store path; its etc/ssl/certs/ca-bundle.crt is the default CA bundle"),
+    ("SHIP_REGISTRY_USERNAME", "registry user name (with SHIP_REGISTRY_PASSWORD)"),
+    ("SHIP_REGISTRY_PASSWORD", "registry password or token"),
+    ("GITHUB_TOKEN", "token for ghcr.io when no other credentials are given"),
+    ("GITHUB_ACTOR", "user name for GITHUB_TOKEN"),
+    ("XDG_CACHE_HOME", "where ship remembers pushed repositories (for blob mounts); default ~/.cache"),
+    ("HOME", "home directory, for ~/.cache"),
 ];
 
 fn env_var(name: &str) -> Option<String> {
@@ -294,6 +300,14 @@ pub fn parse_output(value: &str, default_ref: &str) -> Result<Output, Error> {
     Err(bad("it must start with oci: or docker-archive:"))
 }
 
+/// `oci:DIR[:TAG]` (default tag `latest`) as (DIR, TAG).
+pub fn parse_layout_ref(value: &str) -> Result<(PathBuf, String), Error> {
+    match parse_output(value, "unused")? {
+        Output::Layout { dir, tag } => Ok((dir, tag)),
+        Output::Archive { .. } => Err(Error::BadOutput { value: value.to_string(), why: "--from must be an OCI layout, oci:DIR[:TAG]".into() }),
+    }
+}
+
 fn parse_base(value: &str, ca_bundle: Option<PathBuf>) -> Result<Base, Error> {
     let bad = |why: &str| Error::BadBase { value: value.to_string(), why: why.to_string() };
     match value {
@@ -446,6 +460,45 @@ fn package_manifest(facts: &build::Facts) -> Option<PathBuf> {
             .and_then(|d| d.get("package")?.get("name")?.as_str().map(|n| n == facts.package))
             .unwrap_or(false)
     })
+}
+
+/// Registry credentials inputs: flags, --password-stdin, SHIP_REGISTRY_*, GITHUB_TOKEN.
+pub fn registry_inputs(
+    args: &crate::cli::RegistryArgs,
+    stdin: &mut dyn std::io::Read,
+) -> Result<crate::registry::auth::Inputs, Error> {
+    use crate::registry::auth::Secret;
+    let flag_password = if args.password_stdin {
+        let mut s = String::new();
+        stdin.read_to_string(&mut s).map_err(|e| Error::BadValue {
+            flag: "--password-stdin",
+            value: format!("({e})"),
+            expected: "a password on standard input",
+        })?;
+        let s = s.trim_end_matches(['\n', '\r']).to_string();
+        if s.is_empty() {
+            return Err(Error::BadValue { flag: "--password-stdin", value: String::new(), expected: "a password on standard input" });
+        }
+        Some(Secret::new(s))
+    } else {
+        None
+    };
+    if flag_password.is_some() && args.username.is_none() {
+        return Err(Error::BadValue { flag: "--username", value: String::new(), expected: "given with --password-stdin" });
+    }
+    Ok(crate::registry::auth::Inputs {
+        flag_username: args.username.clone(),
+        flag_password,
+        env_username: env_var("SHIP_REGISTRY_USERNAME"),
+        env_password: env_var("SHIP_REGISTRY_PASSWORD").map(Secret::new),
+        github_token: env_var("GITHUB_TOKEN").map(Secret::new),
+        github_actor: env_var("GITHUB_ACTOR"),
+    })
+}
+
+/// ship's cache directory: $XDG_CACHE_HOME/ship or ~/.cache/ship.
+pub fn cache_dir() -> Option<PathBuf> {
+    env_var("XDG_CACHE_HOME").map(PathBuf::from).or_else(|| env_var("HOME").map(|h| Path::new(&h).join(".cache"))).map(|d| d.join("ship"))
 }
 
 /// Resolved `ship build` settings.

@@ -12,7 +12,7 @@ pub mod registry;
 pub mod report;
 pub mod toolchain;
 
-use cli::{BuildArgs, Cli, Command, ImageArgs, ToolchainCommand};
+use cli::{BuildArgs, Cli, Command, ImageArgs, PushCommand, ToolchainCommand};
 use config::Output;
 use report::{Reporter, human_bytes};
 use serde_json::json;
@@ -28,6 +28,10 @@ pub enum Error {
     Build(#[from] build::Error),
     #[error(transparent)]
     Image(#[from] image::Error),
+    #[error(transparent)]
+    Registry(#[from] registry::Error),
+    #[error(transparent)]
+    Reference(#[from] registry::reference::Error),
 }
 
 impl Error {
@@ -37,6 +41,8 @@ impl Error {
             Error::Toolchain(e) => e.hint(),
             Error::Build(e) => e.hint(),
             Error::Image(e) => e.hint(),
+            Error::Registry(e) => e.hint(),
+            Error::Reference(e) => e.hint(),
         }
     }
 }
@@ -44,6 +50,7 @@ impl Error {
 /// Run one command; the result goes to stdout, progress to stderr.
 pub fn run(cli: Cli) -> Result<(), Error> {
     let report = Reporter::new(cli.quiet);
+    let verbose = cli.verbose;
     let loaded = config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Build(cmd) => {
@@ -56,6 +63,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Image(args) => image_command(&args, &loaded, &report),
+        Command::Push(cmd) => push_command(&cmd, &report, verbose),
         Command::Toolchain(cmd) => toolchain_command(&cmd, &loaded, &report),
     }
 }
@@ -186,6 +194,123 @@ fn image_command(args: &ImageArgs, loaded: &config::Loaded, report: &Reporter) -
         println!("{}", serde_json::to_string_pretty(&out).expect("JSON"));
     } else {
         println!("{}", image.manifest_digest);
+    }
+    Ok(())
+}
+
+/// Push progress: a bar per blob on a terminal, plain lines otherwise, nothing when quiet.
+struct PushProgress {
+    quiet: bool,
+    bars: Option<(indicatif::MultiProgress, std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>)>,
+}
+
+impl PushProgress {
+    fn new(quiet: bool) -> Self {
+        use std::io::IsTerminal;
+        let bars = (!quiet && std::io::stderr().is_terminal()).then(|| (indicatif::MultiProgress::new(), Default::default()));
+        PushProgress { quiet, bars }
+    }
+}
+
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(19)]
+}
+
+impl registry::push::Progress for PushProgress {
+    fn start(&self, digest: &str, size: u64) {
+        if let Some((multi, bars)) = &self.bars {
+            let bar = multi.add(indicatif::ProgressBar::new(size));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{prefix} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}")
+                    .expect("template"),
+            );
+            bar.set_prefix(short(digest).to_string());
+            bars.lock().expect("bars").insert(digest.to_string(), bar);
+        }
+    }
+
+    fn advance(&self, digest: &str, bytes: u64) {
+        if let Some((_, bars)) = &self.bars {
+            if let Some(b) = bars.lock().expect("bars").get(digest) {
+                b.inc(bytes);
+            }
+        }
+    }
+
+    fn finish(&self, digest: &str, outcome: registry::push::Outcome, from: Option<&str>) {
+        let what = match (outcome, from) {
+            (registry::push::Outcome::Skipped, _) => "already there".to_string(),
+            (registry::push::Outcome::Mounted, Some(f)) => format!("mounted from {f}"),
+            (registry::push::Outcome::Mounted, None) => "mounted".to_string(),
+            (registry::push::Outcome::Uploaded, _) => "uploaded".to_string(),
+        };
+        match &self.bars {
+            Some((_, bars)) => {
+                if let Some(b) = bars.lock().expect("bars").get(digest) {
+                    b.finish_with_message(what);
+                }
+            }
+            None if !self.quiet => eprintln!("  {} {what}", short(digest)),
+            None => {}
+        }
+    }
+}
+
+fn push_command(cmd: &PushCommand, report: &Reporter, verbose: bool) -> Result<(), Error> {
+    let reference = registry::Reference::parse(&cmd.reference)?;
+    let (dir, tag) = config::parse_layout_ref(&cmd.from)?;
+    let image = image::layout::load(&dir, &tag)?;
+    if let Some(d) = &reference.digest {
+        if *d != image.manifest_digest {
+            return Err(config::Error::BadValue {
+                flag: "REF",
+                value: cmd.reference.clone(),
+                expected: "a digest equal to the image's (or no digest)",
+            }
+            .into());
+        }
+    }
+    let mut tags: Vec<String> = reference.tag.iter().cloned().chain(cmd.tags.iter().cloned()).collect();
+    for t in &tags {
+        if !registry::reference::is_valid_tag(t) {
+            return Err(config::Error::BadValue { flag: "--tag", value: t.clone(), expected: "a tag: 1-128 letters, digits, '_', '.' or '-'" }.into());
+        }
+    }
+    if tags.is_empty() && reference.digest.is_none() {
+        tags.push("latest".to_string());
+    }
+    let inputs = config::registry_inputs(&cmd.registry, &mut std::io::stdin())?;
+    let creds = registry::auth::resolve(&reference.registry, &inputs);
+    let client = registry::client::Client::new(&reference.registry, &cmd.registry.insecure, creds, verbose)?;
+    let cache = config::cache_dir();
+    let mut mount_from = cmd.mount_from.clone();
+    mount_from.extend(registry::known::candidates(cache.as_deref(), &reference.registry, &reference.repository));
+    report.step(format!(
+        "pushing {} ({} blobs) to {}/{} as {}, credentials: {}",
+        cmd.from,
+        image.layers.len() + 1,
+        reference.registry,
+        reference.repository,
+        if tags.is_empty() { image.manifest_digest.clone() } else { tags.join(", ") },
+        client.credentials.source.describe()
+    ));
+    let opts = registry::push::Options { tags, mount_from, concurrency: cmd.concurrency, chunk_size: registry::push::MAX_CHUNK };
+    let progress = PushProgress::new(report.is_quiet());
+    let result = registry::push::push(&client, &reference.repository, &image, &opts, &progress)?;
+    registry::known::record(cache.as_deref(), &reference.registry, &reference.repository);
+    report.step(format!(
+        "pushed {}: {} uploaded, {} skipped, {} mounted, {} sent in {} requests",
+        result.digest,
+        result.blobs_uploaded,
+        result.blobs_skipped,
+        result.blobs_mounted,
+        human_bytes(result.bytes_uploaded),
+        result.requests
+    ));
+    if cmd.json {
+        println!("{}", serde_json::to_string_pretty(&result).expect("JSON"));
+    } else {
+        println!("{}", result.reference);
     }
     Ok(())
 }

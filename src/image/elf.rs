@@ -21,14 +21,18 @@ pub fn platform(bytes: &[u8]) -> Option<Result<Platform, u16>> {
         (header::EM_S390, true, _) => ("s390x", None),
         (machine, _, _) => return Some(Err(machine)),
     };
-    Some(Ok(Platform { architecture, variant, os: "linux" }))
+    Some(Ok(Platform {
+        architecture: architecture.to_string(),
+        variant: variant.map(str::to_string),
+        os: "linux".to_string(),
+    }))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Platform {
-    pub architecture: &'static str,
-    pub variant: Option<&'static str>,
-    pub os: &'static str,
+    pub architecture: String,
+    pub variant: Option<String>,
+    pub os: String,
 }
 
 #[cfg(test)]
@@ -50,9 +54,9 @@ mod tests {
     #[test]
     fn maps_machines_to_oci_names() {
         let p = platform(&header(2, 62)).unwrap().unwrap();
-        assert_eq!((p.architecture, p.os), ("amd64", "linux"));
+        assert_eq!((p.architecture.as_str(), p.os.as_str()), ("amd64", "linux"));
         let p = platform(&header(2, 183)).unwrap().unwrap();
-        assert_eq!((p.architecture, p.variant), ("arm64", Some("v8")));
+        assert_eq!((p.architecture.as_str(), p.variant.as_deref()), ("arm64", Some("v8")));
     }
 
     #[test]

@@ -165,7 +165,7 @@ fn index_with(old: Option<Value>, image: &Image, tag: &str) -> Value {
         old.as_ref().and_then(|o| o.get("manifests")).and_then(Value::as_array).cloned().unwrap_or_default();
     manifests.retain(|m| m.pointer(&format!("/annotations/{}", REF_NAME.replace('/', "~1"))) != Some(&json!(tag)));
     let mut platform = json!({"architecture": image.platform.architecture, "os": image.platform.os});
-    if let Some(v) = image.platform.variant {
+    if let Some(v) = &image.platform.variant {
         platform["variant"] = json!(v);
     }
     manifests.push(json!({
@@ -223,7 +223,7 @@ pub struct BaseImage {
 }
 
 /// Read the image tagged `tag` for `platform` (choosing from an image index if it is one).
-pub fn read_image(dir: &Path, tag: &str, platform: Platform) -> Result<BaseImage, Error> {
+pub fn read_image(dir: &Path, tag: &str, platform: &Platform) -> Result<BaseImage, Error> {
     let bad = |why: String| Error::NotALayout { dir: dir.to_path_buf(), why };
     if !dir.join("oci-layout").is_file() {
         return Err(bad("it has no oci-layout file".into()));
@@ -261,13 +261,44 @@ pub fn read_image(dir: &Path, tag: &str, platform: Platform) -> Result<BaseImage
                 .cloned()
                 .ok_or_else(|| Error::NoPlatform {
                     what: format!("{}:{tag}", dir.display()),
-                    platform: platform.architecture.to_string(),
+                    platform: platform.architecture.clone(),
                 })?;
             continue;
         }
         return read_manifest(dir, &doc);
     }
     Err(bad("its indexes nest too deeply".into()))
+}
+
+/// The image tagged `tag`, exactly as stored (manifest and config bytes unchanged), with every
+/// blob verified: what `ship push` uploads. Image indexes are not images: an error says so.
+pub fn load(dir: &Path, tag: &str) -> Result<Image, Error> {
+    let bad = |why: String| Error::NotALayout { dir: dir.to_path_buf(), why };
+    if !dir.join("oci-layout").is_file() {
+        return Err(bad("it has no oci-layout file".into()));
+    }
+    let index = read_index(dir)?;
+    let desc = index["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m.get("annotations").and_then(|a| a.get(REF_NAME)) == Some(&json!(tag)))
+        .ok_or_else(|| Error::TagNotFound { dir: dir.to_path_buf(), tag: tag.to_string(), tags: tags(dir).unwrap_or_default() })?;
+    let manifest_digest = desc["digest"].as_str().unwrap_or_default().to_string();
+    let manifest = read_blob(dir, &manifest_digest)?;
+    let doc: Value = serde_json::from_slice(&manifest).map_err(|e| bad(format!("manifest {manifest_digest} is not JSON ({e})")))?;
+    if doc.get("manifests").is_some() {
+        return Err(bad(format!("{tag} is an image index; only single-platform images can be pushed")));
+    }
+    let base = read_manifest(dir, &doc)?;
+    let config_digest = doc.pointer("/config/digest").and_then(Value::as_str).unwrap_or_default().to_string();
+    let config = read_blob(dir, &config_digest)?;
+    let platform = Platform {
+        architecture: base.config.architecture().to_string(),
+        variant: base.config.variant().clone(),
+        os: base.config.os().to_string(),
+    };
+    Ok(Image { platform, layers: base.layers, config, config_digest, manifest, manifest_digest })
 }
 
 fn read_manifest(dir: &Path, manifest: &Value) -> Result<BaseImage, Error> {

@@ -181,7 +181,7 @@ pub fn build(req: &Request) -> Result<Image, Error> {
             let ca_digest = digest::sha256(&ca);
             let tar = base::tree(Arc::new(ca))?.to_tar(base::BASE_MTIME)?;
             let layer = Layer::from_tar(tar, req.compression, req.threads);
-            let mut cfg = spec::empty_config(platform);
+            let mut cfg = spec::empty_config(&platform);
             spec::push_layer(
                 &mut cfg,
                 &layer,
@@ -195,13 +195,13 @@ pub fn build(req: &Request) -> Result<Image, Error> {
         }
         Base::Scratch => {
             env.push(("PATH".to_string(), DEFAULT_PATH.to_string()));
-            (spec::empty_config(platform), vec![])
+            (spec::empty_config(&platform), vec![])
         }
         Base::Layout { dir, tag } => {
-            let b = layout::read_image(dir, tag, platform)?;
+            let b = layout::read_image(dir, tag, &platform)?;
             let base_arch = b.config.architecture().to_string();
             if base_arch != platform.architecture {
-                return Err(Error::PlatformMismatch { base: base_arch, binary: platform.architecture.into() });
+                return Err(Error::PlatformMismatch { base: base_arch, binary: platform.architecture.clone() });
             }
             let has_path = b
                 .config

@@ -28,11 +28,11 @@ pub fn rfc3339(epoch: i64) -> Result<String, Error> {
 }
 
 /// An empty config for `platform`, to stack layers on.
-pub fn empty_config(platform: Platform) -> ImageConfiguration {
+pub fn empty_config(platform: &Platform) -> ImageConfiguration {
     let mut cfg = ImageConfiguration::default();
-    cfg.set_architecture(Arch::from(platform.architecture));
-    cfg.set_os(Os::from(platform.os));
-    cfg.set_variant(platform.variant.map(str::to_string));
+    cfg.set_architecture(Arch::from(platform.architecture.as_str()));
+    cfg.set_os(Os::from(platform.os.as_str()));
+    cfg.set_variant(platform.variant.clone());
     cfg.set_rootfs(RootFs::default());
     cfg
 }

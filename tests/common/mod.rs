@@ -202,3 +202,63 @@ pub fn tree_bytes(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 pub fn write_ca(path: &Path) {
     std::fs::write(path, "-----BEGIN CERTIFICATE-----\nMIIBtestbundle\n-----END CERTIFICATE-----\n").unwrap();
 }
+
+/// Single-user Nix as root with no daemon, sandbox or binary cache (TESTBED.md).
+pub const NIX_CONFIG: &str = "experimental-features = nix-command flakes\nsandbox = false\nbuild-users-group =\nsubstituters =";
+
+/// The rustup sysroot's real binaries (not the rustup proxies).
+pub fn sysroot_bin(tool: &str) -> PathBuf {
+    let out = Command::new("rustc").args(["--print", "sysroot"]).output().expect("rustc");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("bin").join(tool)
+}
+
+/// Where a tool lives on PATH, resolved past pyenv-style shims.
+pub fn host_tool(tool: &str) -> Option<PathBuf> {
+    if tool == "sccache" {
+        let out = Command::new("python3").args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"]).output().ok()?;
+        let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("sccache");
+        if p.is_file() {
+            return Some(p);
+        }
+    }
+    std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(tool)).find(|p| p.is_file()))
+}
+
+/// A toolchain directory (bin/ of symlinks to this machine's tools), like a Nix store path.
+pub fn toolchain_dir(dir: &Path, with_sccache: bool) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let mut tools = vec![("rustc", sysroot_bin("rustc")), ("cargo", sysroot_bin("cargo"))];
+    for t in ["mold", "clang", "clang++"] {
+        require(t);
+        tools.push((t, host_tool(t).unwrap()));
+    }
+    if with_sccache {
+        require("sccache");
+        tools.push(("sccache", host_tool("sccache").unwrap()));
+    }
+    for (name, target) in tools {
+        std::os::unix::fs::symlink(target, bin.join(name)).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+/// Copy examples/hello-service (sources and lock only) into `dir`.
+pub fn copy_hello_service(dir: &Path) {
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    let src = repo_root().join("examples/hello-service");
+    for f in ["Cargo.toml", "Cargo.lock", "src/main.rs"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+}
+
+/// Copy the files the flake reads (flake.nix, flake.lock, nix/, Cargo.toml, Cargo.lock, src/).
+pub fn copy_flake_files(dest: &Path) {
+    let status = Command::new("cp")
+        .args(["-r", "flake.nix", "flake.lock", "nix", "Cargo.toml", "Cargo.lock", "src", "scripts"])
+        .arg(dest)
+        .current_dir(repo_root())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}

@@ -1,0 +1,312 @@
+//! Push an image: every blob (HEAD → skip; mount; else upload, chunked when large), concurrently
+//! and bounded, then the manifest by each tag. A manifest is never sent while a blob failed.
+
+use super::client::Client;
+use super::Error;
+use crate::image::layer::Blob;
+use crate::image::Image;
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// GHCR rejects PATCH bodies over 4 MiB; the same cap suits every registry.
+pub const MAX_CHUNK: u64 = 4 << 20;
+
+pub struct Options {
+    pub tags: Vec<String>,
+    /// Repositories on the same registry that may hold the blobs already.
+    pub mount_from: Vec<String>,
+    pub concurrency: usize,
+    pub chunk_size: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Skipped,
+    Mounted,
+    Uploaded,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BlobReport {
+    pub digest: String,
+    pub size: u64,
+    pub outcome: Outcome,
+    /// Bytes sent for it (0 unless uploaded; more than size if a chunk was resent).
+    pub bytes_sent: u64,
+    pub chunks: u64,
+    /// The repository it was mounted from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub reference: String,
+    pub digest: String,
+    pub tags: Vec<String>,
+    pub bytes_uploaded: u64,
+    pub blobs_skipped: usize,
+    pub blobs_mounted: usize,
+    pub blobs_uploaded: usize,
+    pub requests: u64,
+    pub blobs: Vec<BlobReport>,
+}
+
+/// One blob to push and where to read it.
+struct Source<'a> {
+    digest: &'a str,
+    size: u64,
+    bytes: Option<&'a [u8]>,
+    file: Option<&'a std::path::Path>,
+}
+
+impl Source<'_> {
+    fn read(&self, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+        if let Some(b) = self.bytes {
+            return Ok(b[offset as usize..(offset + len) as usize].to_vec());
+        }
+        let mut f = std::fs::File::open(self.file.expect("a blob is bytes or a file"))?;
+        f.seek(SeekFrom::Start(offset))?;
+        let mut buf = vec![0; len as usize];
+        f.read_exact(&mut buf)?;
+        Ok(buf)
+    }
+}
+
+fn sources(image: &Image) -> Vec<Source<'_>> {
+    let mut out: Vec<Source> = image
+        .layers
+        .iter()
+        .map(|l| match l.blob() {
+            Blob::Memory(b) => Source { digest: &l.digest, size: l.size, bytes: Some(&b[..]), file: None },
+            Blob::File(p) => Source { digest: &l.digest, size: l.size, bytes: None, file: Some(p) },
+        })
+        .collect();
+    out.push(Source { digest: &image.config_digest, size: image.config.len() as u64, bytes: Some(&image.config), file: None });
+    // The same layer twice in one image is pushed once.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|s| seen.insert(s.digest));
+    out
+}
+
+fn scope(repo: &str) -> String {
+    format!("repository:{repo}:pull,push")
+}
+
+fn location(resp: &reqwest::blocking::Response) -> Option<String> {
+    resp.headers().get("location")?.to_str().ok().map(str::to_string)
+}
+
+fn with_digest(loc: &str, digest: &str) -> String {
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    format!("{loc}{sep}digest={digest}")
+}
+
+/// The end of the `Range: 0-N` the registry reports for an upload, as the next offset.
+fn next_offset(resp: &reqwest::blocking::Response) -> Option<u64> {
+    let range = resp.headers().get("range")?.to_str().ok()?;
+    let end: u64 = range.trim_start_matches("bytes=").split('-').nth(1)?.parse().ok()?;
+    Some(end + 1)
+}
+
+/// Progress callbacks, so the caller can draw bars or print lines.
+pub trait Progress: Sync {
+    fn start(&self, digest: &str, size: u64);
+    fn advance(&self, digest: &str, bytes: u64);
+    fn finish(&self, digest: &str, outcome: Outcome, from: Option<&str>);
+}
+
+fn push_blob(client: &Client, repo: &str, src: &Source, opts: &Options, progress: &dyn Progress) -> Result<BlobReport, Error> {
+    let sc = scope(repo);
+    let report = |outcome, bytes_sent, chunks, from: Option<String>| BlobReport {
+        digest: src.digest.to_string(),
+        size: src.size,
+        outcome,
+        bytes_sent,
+        chunks,
+        from,
+    };
+    progress.start(src.digest, src.size);
+    let head = client.send(Method::HEAD, &format!("/v2/{repo}/blobs/{}", src.digest), &sc, true, &|rb| rb)?;
+    if head.status().is_success() {
+        progress.finish(src.digest, Outcome::Skipped, None);
+        return Ok(report(Outcome::Skipped, 0, 0, None));
+    }
+    if head.status() != StatusCode::NOT_FOUND {
+        return Err(client.status_error(head, &format!("HEAD blob {}", src.digest), repo));
+    }
+
+    // Cross-repository mount; a 202 opens an ordinary upload instead.
+    let mut upload: Option<(String, u64)> = None;
+    for from in opts.mount_from.iter().filter(|f| *f != repo) {
+        let mount_scope = format!("{sc} repository:{from}:pull");
+        let url = format!("/v2/{repo}/blobs/uploads/?mount={}&from={from}", src.digest);
+        let resp = client.send(Method::POST, &url, &mount_scope, true, &|rb| rb.header("content-length", "0"))?;
+        match resp.status() {
+            StatusCode::CREATED => {
+                progress.finish(src.digest, Outcome::Mounted, Some(from));
+                return Ok(report(Outcome::Mounted, 0, 0, Some(from.clone())));
+            }
+            StatusCode::ACCEPTED => {
+                let min = resp.headers().get("oci-chunk-min-length").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
+                upload = location(&resp).map(|l| (l, min));
+                break;
+            }
+            _ => {}
+        }
+    }
+    let (mut loc, min_chunk) = match upload {
+        Some(u) => u,
+        None => {
+            let resp = client.send(Method::POST, &format!("/v2/{repo}/blobs/uploads/"), &sc, true, &|rb| rb.header("content-length", "0"))?;
+            if resp.status() != StatusCode::ACCEPTED {
+                return Err(client.status_error(resp, "starting a blob upload", repo));
+            }
+            let min = resp.headers().get("oci-chunk-min-length").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
+            let loc = location(&resp).ok_or_else(|| Error::Http {
+                registry: client.registry.clone(),
+                what: "starting a blob upload".into(),
+                status: 202,
+                detail: "no Location header".into(),
+            })?;
+            (loc, min)
+        }
+    };
+    let io_err = |e: std::io::Error| Error::Io { context: format!("reading blob {}", src.digest), source: e };
+    let chunk = opts.chunk_size.max(min_chunk);
+    let mut sent = 0u64;
+    let mut chunks = 0u64;
+    if src.size <= chunk {
+        // Small blobs: one PUT with the whole body.
+        let body = src.read(0, src.size).map_err(io_err)?;
+        let url = with_digest(&loc, src.digest);
+        let resp = client.send(Method::PUT, &url, &sc, true, &|rb| {
+            rb.header("content-type", "application/octet-stream").body(body.clone())
+        })?;
+        sent += src.size;
+        chunks += 1;
+        client.stats.bytes_uploaded.fetch_add(src.size, Ordering::Relaxed);
+        if resp.status() != StatusCode::CREATED {
+            return Err(client.status_error(resp, &format!("uploading blob {}", src.digest), repo));
+        }
+        progress.advance(src.digest, src.size);
+    } else {
+        let mut offset = 0u64;
+        let mut failures = 0u32;
+        while offset < src.size {
+            let len = chunk.min(src.size - offset);
+            let body = src.read(offset, len).map_err(io_err)?;
+            let range = format!("{offset}-{}", offset + len - 1);
+            // No blind resend of a PATCH: after a failure the registry says where it got to.
+            let result = client.send(Method::PATCH, &loc, &sc, false, &|rb| {
+                rb.header("content-type", "application/octet-stream")
+                    .header("content-range", range.clone())
+                    .header("content-length", len.to_string())
+                    .body(body.clone())
+            });
+            sent += len;
+            chunks += 1;
+            client.stats.bytes_uploaded.fetch_add(len, Ordering::Relaxed);
+            match result {
+                Ok(resp) if resp.status() == StatusCode::ACCEPTED => {
+                    let next = next_offset(&resp).unwrap_or(offset + len);
+                    if let Some(l) = location(&resp) {
+                        loc = l;
+                    }
+                    progress.advance(src.digest, next.saturating_sub(offset));
+                    offset = next;
+                    failures = 0;
+                }
+                Ok(resp) if !(resp.status().is_server_error() || resp.status() == StatusCode::TOO_MANY_REQUESTS || resp.status() == StatusCode::RANGE_NOT_SATISFIABLE) => {
+                    return Err(client.status_error(resp, &format!("uploading a chunk of blob {}", src.digest), repo));
+                }
+                Ok(_) | Err(Error::Unreachable { .. }) if failures < 5 => {
+                    failures += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(200 << failures));
+                    // Resume from what the registry holds.
+                    let status = client.send(Method::GET, &loc, &sc, true, &|rb| rb)?;
+                    if status.status() != StatusCode::NO_CONTENT {
+                        return Err(client.status_error(status, &format!("resuming the upload of blob {}", src.digest), repo));
+                    }
+                    if let Some(l) = location(&status) {
+                        loc = l;
+                    }
+                    offset = next_offset(&status).unwrap_or(0);
+                }
+                Ok(resp) => return Err(client.status_error(resp, &format!("uploading a chunk of blob {}", src.digest), repo)),
+                Err(e) => return Err(e),
+            }
+        }
+        let url = with_digest(&loc, src.digest);
+        let resp = client.send(Method::PUT, &url, &sc, true, &|rb| rb.header("content-length", "0"))?;
+        if resp.status() != StatusCode::CREATED {
+            return Err(client.status_error(resp, &format!("completing blob {}", src.digest), repo));
+        }
+    }
+    progress.finish(src.digest, Outcome::Uploaded, None);
+    Ok(report(Outcome::Uploaded, sent, chunks, None))
+}
+
+/// Push `image` to `repo` on `client`'s registry under every tag (or by digest alone).
+pub fn push(client: &Client, repo: &str, image: &Image, opts: &Options, progress: &dyn Progress) -> Result<Report, Error> {
+    let blobs = sources(image);
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<Result<BlobReport, Error>>> = Mutex::new(Vec::new());
+    let worker = || {
+        while !failed.load(Ordering::Relaxed) {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(src) = blobs.get(i) else { break };
+            let r = push_blob(client, repo, src, opts, progress);
+            if r.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            results.lock().expect("results lock").push(r);
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..opts.concurrency.clamp(1, blobs.len().max(1)) {
+            s.spawn(worker);
+        }
+        worker();
+    });
+    let mut reports = Vec::new();
+    for r in results.into_inner().expect("results lock") {
+        reports.push(r?);
+    }
+    reports.sort_by_key(|r| blobs.iter().position(|b| b.digest == r.digest));
+
+    let media_type = serde_json::from_slice::<serde_json::Value>(&image.manifest)
+        .ok()
+        .and_then(|m| m.get("mediaType").and_then(|t| t.as_str()).map(str::to_string))
+        .unwrap_or_else(|| crate::image::spec::MANIFEST_MEDIA_TYPE.to_string());
+    let refs: Vec<String> = if opts.tags.is_empty() { vec![image.manifest_digest.clone()] } else { opts.tags.clone() };
+    for r in &refs {
+        let resp = client.send(Method::PUT, &format!("/v2/{repo}/manifests/{r}"), &scope(repo), true, &|rb| {
+            rb.header("content-type", media_type.as_str()).body(image.manifest.clone())
+        })?;
+        if resp.status() != StatusCode::CREATED {
+            return Err(client.status_error(resp, &format!("pushing the manifest as {r}"), repo));
+        }
+        let got = resp.headers().get("docker-content-digest").and_then(|d| d.to_str().ok()).map(str::to_string);
+        if let Some(got) = got.filter(|g| *g != image.manifest_digest) {
+            return Err(Error::DigestMismatch { registry: client.registry.clone(), want: image.manifest_digest.clone(), got });
+        }
+    }
+    let count = |o| reports.iter().filter(|r| r.outcome == o).count();
+    Ok(Report {
+        reference: format!("{}/{repo}@{}", client.registry, image.manifest_digest),
+        digest: image.manifest_digest.clone(),
+        tags: opts.tags.clone(),
+        bytes_uploaded: client.stats.bytes_uploaded.load(Ordering::Relaxed),
+        blobs_skipped: count(Outcome::Skipped),
+        blobs_mounted: count(Outcome::Mounted),
+        blobs_uploaded: count(Outcome::Uploaded),
+        requests: client.stats.requests.load(Ordering::Relaxed),
+        blobs: reports,
+    })
+}
