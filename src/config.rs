@@ -304,7 +304,10 @@ pub fn parse_output(value: &str, default_ref: &str) -> Result<Output, Error> {
 pub fn parse_layout_ref(value: &str) -> Result<(PathBuf, String), Error> {
     match parse_output(value, "unused")? {
         Output::Layout { dir, tag } => Ok((dir, tag)),
-        Output::Archive { .. } => Err(Error::BadOutput { value: value.to_string(), why: "--from must be an OCI layout, oci:DIR[:TAG]".into() }),
+        Output::Archive { .. } => Err(Error::BadOutput {
+            value: value.to_string(),
+            why: "--from must be an OCI layout, oci:DIR[:TAG]".into(),
+        }),
     }
 }
 
@@ -477,14 +480,22 @@ pub fn registry_inputs(
         })?;
         let s = s.trim_end_matches(['\n', '\r']).to_string();
         if s.is_empty() {
-            return Err(Error::BadValue { flag: "--password-stdin", value: String::new(), expected: "a password on standard input" });
+            return Err(Error::BadValue {
+                flag: "--password-stdin",
+                value: String::new(),
+                expected: "a password on standard input",
+            });
         }
         Some(Secret::new(s))
     } else {
         None
     };
     if flag_password.is_some() && args.username.is_none() {
-        return Err(Error::BadValue { flag: "--username", value: String::new(), expected: "given with --password-stdin" });
+        return Err(Error::BadValue {
+            flag: "--username",
+            value: String::new(),
+            expected: "given with --password-stdin",
+        });
     }
     Ok(crate::registry::auth::Inputs {
         flag_username: args.username.clone(),
@@ -498,7 +509,10 @@ pub fn registry_inputs(
 
 /// ship's cache directory: $XDG_CACHE_HOME/ship or ~/.cache/ship.
 pub fn cache_dir() -> Option<PathBuf> {
-    env_var("XDG_CACHE_HOME").map(PathBuf::from).or_else(|| env_var("HOME").map(|h| Path::new(&h).join(".cache"))).map(|d| d.join("ship"))
+    env_var("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env_var("HOME").map(|h| Path::new(&h).join(".cache")))
+        .map(|d| d.join("ship"))
 }
 
 /// Resolved `ship build` settings.

@@ -201,13 +201,15 @@ fn image_command(args: &ImageArgs, loaded: &config::Loaded, report: &Reporter) -
 /// Push progress: a bar per blob on a terminal, plain lines otherwise, nothing when quiet.
 struct PushProgress {
     quiet: bool,
-    bars: Option<(indicatif::MultiProgress, std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>)>,
+    bars:
+        Option<(indicatif::MultiProgress, std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>)>,
 }
 
 impl PushProgress {
     fn new(quiet: bool) -> Self {
         use std::io::IsTerminal;
-        let bars = (!quiet && std::io::stderr().is_terminal()).then(|| (indicatif::MultiProgress::new(), Default::default()));
+        let bars =
+            (!quiet && std::io::stderr().is_terminal()).then(|| (indicatif::MultiProgress::new(), Default::default()));
         PushProgress { quiet, bars }
     }
 }
@@ -221,8 +223,10 @@ impl registry::push::Progress for PushProgress {
         if let Some((multi, bars)) = &self.bars {
             let bar = multi.add(indicatif::ProgressBar::new(size));
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{prefix} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}")
-                    .expect("template"),
+                indicatif::ProgressStyle::with_template(
+                    "{prefix} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+                )
+                .expect("template"),
             );
             bar.set_prefix(short(digest).to_string());
             bars.lock().expect("bars").insert(digest.to_string(), bar);
@@ -270,14 +274,19 @@ fn push_command(cmd: &PushCommand, report: &Reporter, verbose: bool) -> Result<(
             .into());
         }
     }
-    let mut tags: Vec<String> = reference.tag.iter().cloned().chain(cmd.tags.iter().cloned()).collect();
+    // REF's tag (docker's `latest` when it names neither tag nor digest), then every --tag.
+    let implied = reference.digest.is_none().then(|| reference.tag_or_latest().to_string());
+    let mut tags: Vec<String> = reference.tag.clone().or(implied).into_iter().chain(cmd.tags.iter().cloned()).collect();
+    tags.dedup();
     for t in &tags {
         if !registry::reference::is_valid_tag(t) {
-            return Err(config::Error::BadValue { flag: "--tag", value: t.clone(), expected: "a tag: 1-128 letters, digits, '_', '.' or '-'" }.into());
+            return Err(config::Error::BadValue {
+                flag: "--tag",
+                value: t.clone(),
+                expected: "a tag: 1-128 letters, digits, '_', '.' or '-'",
+            }
+            .into());
         }
-    }
-    if tags.is_empty() && reference.digest.is_none() {
-        tags.push("latest".to_string());
     }
     let inputs = config::registry_inputs(&cmd.registry, &mut std::io::stdin())?;
     let creds = registry::auth::resolve(&reference.registry, &inputs);
@@ -294,7 +303,12 @@ fn push_command(cmd: &PushCommand, report: &Reporter, verbose: bool) -> Result<(
         if tags.is_empty() { image.manifest_digest.clone() } else { tags.join(", ") },
         client.credentials.source.describe()
     ));
-    let opts = registry::push::Options { tags, mount_from, concurrency: cmd.concurrency, chunk_size: registry::push::MAX_CHUNK };
+    let opts = registry::push::Options {
+        tags,
+        mount_from,
+        concurrency: cmd.concurrency,
+        chunk_size: registry::push::MAX_CHUNK,
+    };
     let progress = PushProgress::new(report.is_quiet());
     let result = registry::push::push(&client, &reference.repository, &image, &opts, &progress)?;
     registry::known::record(cache.as_deref(), &reference.registry, &reference.repository);

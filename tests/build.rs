@@ -68,7 +68,10 @@ fn two_checkouts_give_bit_identical_binaries_and_images_that_run() {
     assert!(a["build"]["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().contains("sccache")));
 
     // Labels record the build; the revision and time come from the (identical) commits.
-    let config: serde_json::Value = serde_json::from_str(&ok(Command::new("skopeo").args(["inspect", "--config"]).arg(format!("oci:{}:v1", results[0].1.display())))).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&ok(Command::new("skopeo")
+        .args(["inspect", "--config"])
+        .arg(format!("oci:{}:v1", results[0].1.display()))))
+    .unwrap();
     let labels = &config["config"]["Labels"];
     assert_eq!(labels["dev.ship.toolchain"], tc.display().to_string());
     assert!(labels["dev.ship.cargo-lock.sha256"].as_str().unwrap().starts_with("sha256:"));
@@ -78,8 +81,12 @@ fn two_checkouts_give_bit_identical_binaries_and_images_that_run() {
     // And it runs.
     let podman = Podman::new();
     let port = free_port();
-    ok(podman.cmd().args(["run", "-d", "--name", "built", "--network=host", "-e", &format!("PORT={port}")]).arg(format!("oci:{}:v1", results[0].1.display())));
-    let (status, body) = wait_http(port, "/api/health", Duration::from_secs(30)).expect("no answer from the built image");
+    ok(podman
+        .cmd()
+        .args(["run", "-d", "--name", "built", "--network=host", "-e", &format!("PORT={port}")])
+        .arg(format!("oci:{}:v1", results[0].1.display())));
+    let (status, body) =
+        wait_http(port, "/api/health", Duration::from_secs(30)).expect("no answer from the built image");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"status\":\"ok\""), "{body}");
 }
@@ -88,7 +95,8 @@ fn fails_with(cmd: &mut Command, says: &str) -> String {
     let (success, stdout, stderr) = run(cmd);
     assert!(!success, "{cmd:?} succeeded");
     assert!(stdout.is_empty(), "stdout: {stdout}");
-    let error = stderr.lines().rev().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error line:\n{stderr}"));
+    let error =
+        stderr.lines().rev().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error line:\n{stderr}"));
     assert!(stderr.contains(says), "expected {says:?} in:\n{stderr}");
     assert!(stderr.lines().any(|l| l.starts_with("hint: ")), "no hint:\n{stderr}");
     error.to_string()
@@ -102,15 +110,25 @@ fn build_errors_are_clear() {
 
     let hs = t.join("hs");
     copy_hello_service(&hs);
-    fails_with(ship().args(["build", "--toolchain", "host", "--package", "nope"]).current_dir(&hs), "packages in this workspace: hello-service");
-    fails_with(ship().args(["build", "--toolchain", "host", "--bin", "nope"]).current_dir(&hs), "binaries: hello-service");
+    fails_with(
+        ship().args(["build", "--toolchain", "host", "--package", "nope"]).current_dir(&hs),
+        "packages in this workspace: hello-service",
+    );
+    fails_with(
+        ship().args(["build", "--toolchain", "host", "--bin", "nope"]).current_dir(&hs),
+        "binaries: hello-service",
+    );
     fails_with(ship().args(["build", "--toolchain", "host", "--require-hermetic"]).current_dir(&hs), "not hermetic");
     fails_with(ship().args(["build", "--toolchain", "/nonexistent/toolchain"]).current_dir(&hs), "has no bin/rustc");
 
     // Two binaries: ship asks which.
     let two = t.join("two");
     std::fs::create_dir_all(two.join("src/bin")).unwrap();
-    std::fs::write(two.join("Cargo.toml"), "[package]\nname = \"two\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[workspace]\n").unwrap();
+    std::fs::write(
+        two.join("Cargo.toml"),
+        "[package]\nname = \"two\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[workspace]\n",
+    )
+    .unwrap();
     std::fs::write(two.join("src/bin/one.rs"), "fn main() {}\n").unwrap();
     std::fs::write(two.join("src/bin/other.rs"), "fn main() {}\n").unwrap();
     ok(Command::new("cargo").args(["generate-lockfile", "--offline"]).current_dir(&two));
@@ -131,12 +149,25 @@ fn build_prints_the_binary_path_and_facts() {
     copy_hello_service(&hs);
     let tc = toolchain_dir(&t.join("tc"), false);
     let mut cmd = ship();
-    cmd.args(["build", "--quiet", "--toolchain"]).arg(&tc).arg("--target-dir").arg(repo_root().join("target/ship-build-test")).current_dir(&hs);
+    cmd.args(["build", "--quiet", "--toolchain"])
+        .arg(&tc)
+        .arg("--target-dir")
+        .arg(repo_root().join("target/ship-build-test"))
+        .current_dir(&hs);
     let path = ok(&mut cmd);
     let path = Path::new(path.trim());
-    assert!(path.is_file() && path.ends_with("x86_64-unknown-linux-gnu/release/hello-service") || path.ends_with("release/hello-service"), "{}", path.display());
+    assert!(
+        path.is_file() && path.ends_with("x86_64-unknown-linux-gnu/release/hello-service")
+            || path.ends_with("release/hello-service"),
+        "{}",
+        path.display()
+    );
     let mut cmd = ship();
-    cmd.args(["build", "--quiet", "--json", "--toolchain"]).arg(&tc).arg("--target-dir").arg(repo_root().join("target/ship-build-test")).current_dir(&hs);
+    cmd.args(["build", "--quiet", "--json", "--toolchain"])
+        .arg(&tc)
+        .arg("--target-dir")
+        .arg(repo_root().join("target/ship-build-test"))
+        .current_dir(&hs);
     let facts: serde_json::Value = serde_json::from_str(&ok(&mut cmd)).unwrap();
     assert_eq!(facts["binary"], path.display().to_string());
     assert_eq!(facts["toolchain"]["source"], "dir");

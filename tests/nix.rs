@@ -24,7 +24,9 @@ fn check_flake_passes_and_a_misspelled_package_fails_it() {
 
     // A package name misspelled consistently (what a typo in a rename looks like), and an
     // attribute of nixpkgs that does not exist.
-    for (file, from, to) in [("nix/toolchain.nix", "mold", "mlod"), ("flake.nix", "pkgs.nixfmt-tree", "pkgs.nixfmt-treee")] {
+    for (file, from, to) in
+        [("nix/toolchain.nix", "mold", "mlod"), ("flake.nix", "pkgs.nixfmt-tree", "pkgs.nixfmt-treee")]
+    {
         let bad = t.join(&format!("bad-{}", file.replace('/', "-")));
         std::fs::create_dir_all(&bad).unwrap();
         copy_flake_files(&bad);
@@ -112,7 +114,10 @@ fn the_toolchain_is_realised_from_the_project_flake_and_builds() {
     let mut cmd = ship();
     cmd.args(["toolchain"]).env("NIX_CONFIG", NIX_CONFIG).current_dir(&project);
     let text = ok(&mut cmd);
-    assert!(text.contains("source:    nix (project flake)") && text.contains(&root) && text.contains("mold 1."), "{text}");
+    assert!(
+        text.contains("source:    nix (project flake)") && text.contains(&root) && text.contains("mold 1."),
+        "{text}"
+    );
 
     // And ship build uses it: its facts say so, and mold linked the binary.
     let mut cmd = ship();
@@ -138,7 +143,11 @@ fn nix_failures_show_nix_log_and_a_flake_without_toolchain_falls_back() {
     let project = project_with_flake(t.path(), &standin);
 
     // A broken toolchain expression: the error carries the tail of nix's log.
-    std::fs::write(project.join("nix/toolchain.nix"), "{ buildEnv }: buildEnv { name = \"x\"; paths = [ undefinedThing ]; }\n").unwrap();
+    std::fs::write(
+        project.join("nix/toolchain.nix"),
+        "{ buildEnv }: buildEnv { name = \"x\"; paths = [ undefinedThing ]; }\n",
+    )
+    .unwrap();
     let mut cmd = ship();
     cmd.args(["--quiet", "toolchain", "--toolchain", "nix"]).env("NIX_CONFIG", NIX_CONFIG).current_dir(&project);
     let (success, stdout, stderr) = run(&mut cmd);

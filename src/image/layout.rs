@@ -283,10 +283,15 @@ pub fn load(dir: &Path, tag: &str) -> Result<Image, Error> {
         .into_iter()
         .flatten()
         .find(|m| m.get("annotations").and_then(|a| a.get(REF_NAME)) == Some(&json!(tag)))
-        .ok_or_else(|| Error::TagNotFound { dir: dir.to_path_buf(), tag: tag.to_string(), tags: tags(dir).unwrap_or_default() })?;
+        .ok_or_else(|| Error::TagNotFound {
+            dir: dir.to_path_buf(),
+            tag: tag.to_string(),
+            tags: tags(dir).unwrap_or_default(),
+        })?;
     let manifest_digest = desc["digest"].as_str().unwrap_or_default().to_string();
     let manifest = read_blob(dir, &manifest_digest)?;
-    let doc: Value = serde_json::from_slice(&manifest).map_err(|e| bad(format!("manifest {manifest_digest} is not JSON ({e})")))?;
+    let doc: Value =
+        serde_json::from_slice(&manifest).map_err(|e| bad(format!("manifest {manifest_digest} is not JSON ({e})")))?;
     if doc.get("manifests").is_some() {
         return Err(bad(format!("{tag} is an image index; only single-platform images can be pushed")));
     }

@@ -113,7 +113,9 @@ pub fn resolve(registry: &str, inputs: &Inputs) -> Credentials {
     if let Ok(docker_credential::DockerCredential::UsernamePassword(u, p)) = docker_credential::get_credential(&key) {
         return Credentials { source: Source::DockerConfig, username: Some(u), password: Some(Secret(p)) };
     }
-    if let Ok(docker_credential::DockerCredential::UsernamePassword(u, p)) = docker_credential::get_podman_credential(&key) {
+    if let Ok(docker_credential::DockerCredential::UsernamePassword(u, p)) =
+        docker_credential::get_podman_credential(&key)
+    {
         return Credentials { source: Source::Podman, username: Some(u), password: Some(Secret(p)) };
     }
     Credentials::anonymous()
@@ -184,7 +186,9 @@ mod tests {
     #[test]
     fn challenges_parse() {
         assert_eq!(
-            parse_challenge(r#"Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:a/b:pull,push""#),
+            parse_challenge(
+                r#"Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:a/b:pull,push""#
+            ),
             Some(Challenge::Bearer {
                 realm: "https://ghcr.io/token".into(),
                 service: Some("ghcr.io".into()),
@@ -198,7 +202,8 @@ mod tests {
 
     #[test]
     fn the_first_source_found_wins() {
-        let mut i = Inputs { env_username: Some("e".into()), env_password: Some(Secret::new("ep")), ..Default::default() };
+        let mut i =
+            Inputs { env_username: Some("e".into()), env_password: Some(Secret::new("ep")), ..Default::default() };
         assert_eq!(resolve("r.example", &i).source, Source::ShipEnv);
         i.flag_username = Some("f".into());
         i.flag_password = Some(Secret::new("fp"));

