@@ -27,6 +27,8 @@ pub enum Command {
     Image(ImageArgs),
     /// Push an image from an OCI layout to a registry; print REPO@sha256:<digest>.
     Push(PushCommand),
+    /// Fetch an image from a registry into an OCI layout (every blob verified); print its digest.
+    Pull(PullCommand),
     /// Resolve the toolchain and print where it is and the exact version of each tool.
     Toolchain(ToolchainCommand),
 }
@@ -43,6 +45,20 @@ pub struct RegistryArgs {
     /// Use plain HTTP for this registry host (loopback registries always are). Repeatable.
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub insecure: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PullCommand {
+    /// What to fetch: [host[:port]/]path[:tag][@sha256:...].
+    pub reference: String,
+    /// Where to: oci:DIR[:TAG].
+    #[arg(long, value_name = "oci:DIR[:TAG]")]
+    pub output: String,
+    /// Platform to pick from an image index, os/arch (default: this machine's, linux).
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -113,7 +129,7 @@ pub struct ToolchainCommand {
     pub json: bool,
 }
 
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Args, Default, Clone)]
 pub struct ImageArgs {
     /// The executable to ship (an ELF binary; static for the default base). Default: `ship build`.
     #[arg(long, value_name = "PATH")]
@@ -145,7 +161,7 @@ pub struct ImageArgs {
     /// Timestamp for `created` and every mtime (default: $SOURCE_DATE_EPOCH, else HEAD's commit time, else 0).
     #[arg(long, value_name = "N")]
     pub source_date_epoch: Option<String>,
-    /// Base: `ship` (generated, the default), `scratch` (none), or oci:DIR[:TAG].
+    /// Base: `ship` (generated, the default), `scratch` (none), oci:DIR[:TAG], or a registry reference.
     #[arg(long, value_name = "BASE")]
     pub base: Option<String>,
     /// PEM CA bundle for the generated base (default: the toolchain's, else the host's).
@@ -159,4 +175,7 @@ pub struct ImageArgs {
     /// Print digest, manifest size and layers as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Registry login, for a --base from a registry.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }

@@ -300,6 +300,34 @@ pub fn parse_output(value: &str, default_ref: &str) -> Result<Output, Error> {
     Err(bad("it must start with oci: or docker-archive:"))
 }
 
+/// The base, from --base or [image] base, when it names a registry image.
+pub fn registry_base(args: &ImageArgs, loaded: &Loaded) -> Option<Reference> {
+    let value = args.base.as_deref().or(loaded.file.image.base.as_deref())?;
+    if matches!(value, "ship" | "scratch") || value.starts_with("oci:") {
+        return None;
+    }
+    Reference::parse(value).ok()
+}
+
+/// `os/arch[/variant]`, default linux and this machine's architecture.
+pub fn parse_platform(value: Option<&str>) -> Result<image::Platform, Error> {
+    let host_arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let value = value.map(str::to_string).unwrap_or_else(|| format!("linux/{host_arch}"));
+    let parts: Vec<&str> = value.split('/').collect();
+    match parts.as_slice() {
+        [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => Ok(image::Platform {
+            os: os.to_string(),
+            architecture: arch.to_string(),
+            variant: parts.get(2).map(|v| v.to_string()),
+        }),
+        _ => Err(Error::BadValue { flag: "--platform", value, expected: "os/arch, like linux/amd64" }),
+    }
+}
+
 /// `oci:DIR[:TAG]` (default tag `latest`) as (DIR, TAG).
 pub fn parse_layout_ref(value: &str) -> Result<(PathBuf, String), Error> {
     match parse_output(value, "unused")? {

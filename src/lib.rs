@@ -12,7 +12,7 @@ pub mod registry;
 pub mod report;
 pub mod toolchain;
 
-use cli::{BuildArgs, Cli, Command, ImageArgs, PushCommand, ToolchainCommand};
+use cli::{BuildArgs, Cli, Command, ImageArgs, PullCommand, PushCommand, RegistryArgs, ToolchainCommand};
 use config::Output;
 use report::{Reporter, human_bytes};
 use serde_json::json;
@@ -62,7 +62,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             }
             Ok(())
         }
-        Command::Image(args) => image_command(&args, &loaded, &report),
+        Command::Image(args) => image_command(&args, &loaded, &report, verbose),
+        Command::Pull(cmd) => pull_command(&cmd, &report, verbose),
         Command::Push(cmd) => push_command(&cmd, &report, verbose),
         Command::Toolchain(cmd) => toolchain_command(&cmd, &loaded, &report),
     }
@@ -144,7 +145,45 @@ fn toolchain_command(cmd: &ToolchainCommand, loaded: &config::Loaded, report: &R
     Ok(())
 }
 
-fn image_command(args: &ImageArgs, loaded: &config::Loaded, report: &Reporter) -> Result<(), Error> {
+fn registry_client(
+    reference: &registry::Reference,
+    args: &RegistryArgs,
+    verbose: bool,
+) -> Result<registry::client::Client, Error> {
+    let inputs = config::registry_inputs(args, &mut std::io::stdin())?;
+    let creds = registry::auth::resolve(&reference.registry, &inputs);
+    Ok(registry::client::Client::new(&reference.registry, &args.insecure, creds, verbose)?)
+}
+
+fn pull_command(cmd: &PullCommand, report: &Reporter, verbose: bool) -> Result<(), Error> {
+    let reference = registry::Reference::parse(&cmd.reference)?;
+    let (dir, tag) = config::parse_layout_ref(&cmd.output)?;
+    let platform = config::parse_platform(cmd.platform.as_deref())?;
+    let client = registry_client(&reference, &cmd.registry, verbose)?;
+    report.step(format!(
+        "pulling {reference} ({}/{}), credentials: {}",
+        platform.os,
+        platform.architecture,
+        client.credentials.source.describe()
+    ));
+    let staging = tempfile::tempdir()
+        .map_err(|e| registry::Error::Io { context: "making a staging directory".into(), source: e })?;
+    let image = registry::pull::pull(&client, &reference, &platform, staging.path())?;
+    image::layout::write(&image, &dir, &tag)?;
+    report.step(format!(
+        "wrote oci:{}:{tag} ({} layers, {} requests)",
+        dir.display(),
+        image.layers.len(),
+        client.stats.requests.load(std::sync::atomic::Ordering::Relaxed)
+    ));
+    println!("{}", image.manifest_digest);
+    Ok(())
+}
+
+/// The label that records a registry base, so a push can mount its layers.
+const LABEL_BASE: &str = "dev.ship.base";
+
+fn image_command(args: &ImageArgs, loaded: &config::Loaded, report: &Reporter, verbose: bool) -> Result<(), Error> {
     let built = match &args.binary {
         Some(_) => None,
         None => Some(build_step(&args.build, loaded, report)?),
@@ -154,6 +193,22 @@ fn image_command(args: &ImageArgs, loaded: &config::Loaded, report: &Reporter) -
         (None, Some(f)) => f.binary.clone(),
         (None, None) => unreachable!("built when no --binary"),
     };
+    // A base from a registry is pulled into a staging layout first; image assembly stays offline.
+    let staging;
+    let mut args = args.clone();
+    if let Some(base) = config::registry_base(&args, loaded) {
+        let platform = image::binary_platform(&binary)?;
+        let client = registry_client(&base, &args.registry, verbose)?;
+        report.step(format!("pulling the base {base} ({}/{})", platform.os, platform.architecture));
+        staging = tempfile::tempdir()
+            .map_err(|e| registry::Error::Io { context: "making a staging directory".into(), source: e })?;
+        let pulled = registry::pull::pull(&client, &base, &platform, staging.path())?;
+        let layout_dir = staging.path().join("layout");
+        image::layout::write(&pulled, &layout_dir, "base")?;
+        args.base = Some(format!("oci:{}:base", layout_dir.display()));
+        args.labels.push(format!("{LABEL_BASE}={}/{}@{}", base.registry, base.repository, pulled.manifest_digest));
+    }
+    let args = &args;
     let settings = config::resolve_image(args, loaded, &binary, built.as_ref())?;
     let req = &settings.request;
     report.step(format!(
@@ -288,11 +343,18 @@ fn push_command(cmd: &PushCommand, report: &Reporter, verbose: bool) -> Result<(
             .into());
         }
     }
-    let inputs = config::registry_inputs(&cmd.registry, &mut std::io::stdin())?;
-    let creds = registry::auth::resolve(&reference.registry, &inputs);
-    let client = registry::client::Client::new(&reference.registry, &cmd.registry.insecure, creds, verbose)?;
+    let client = registry_client(&reference, &cmd.registry, verbose)?;
     let cache = config::cache_dir();
     let mut mount_from = cmd.mount_from.clone();
+    // An image built on a registry base can mount the base's layers from its repository.
+    let base_repo = serde_json::from_slice::<serde_json::Value>(&image.config)
+        .ok()
+        .and_then(|c| {
+            c.pointer(&format!("/config/Labels/{}", LABEL_BASE.replace('/', "~1")))?.as_str().map(str::to_string)
+        })
+        .and_then(|b| registry::Reference::parse(&b).ok())
+        .filter(|b| b.registry == reference.registry);
+    mount_from.extend(base_repo.map(|b| b.repository));
     mount_from.extend(registry::known::candidates(cache.as_deref(), &reference.registry, &reference.repository));
     report.step(format!(
         "pushing {} ({} blobs) to {}/{} as {}, credentials: {}",

@@ -60,7 +60,7 @@ fn bad_inputs_fail_with_one_clear_error_and_write_nothing() {
         case(&["--binary", bin, "--output", &format!("oci:{}:has space", out.display())], "tag"),
         case(&["--binary", bin, "--output", &format!("docker-archive:{}:Upper/Case", out.display())], "upper-case"),
         case(&["--binary", bin, "--output", &format!("tarball:{}", out.display())], "oci: or docker-archive:"),
-        case(&["--binary", bin, "--base", "debian:12", "--output", &o], "--base"),
+        case(&["--binary", bin, "--base", "Not A Ref!", "--output", &o], "--base"),
         case(
             &["--binary", bin, "--base", &format!("oci:{}:x", t.join("adir").display()), "--output", &o],
             "not an OCI image layout",

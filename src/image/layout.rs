@@ -168,8 +168,13 @@ fn index_with(old: Option<Value>, image: &Image, tag: &str) -> Value {
     if let Some(v) = &image.platform.variant {
         platform["variant"] = json!(v);
     }
+    // The manifest's own media type (a pulled image may be a docker v2 manifest).
+    let media_type = serde_json::from_slice::<Value>(&image.manifest)
+        .ok()
+        .and_then(|m| m.get("mediaType").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| MANIFEST_MEDIA_TYPE.to_string());
     manifests.push(json!({
-        "mediaType": MANIFEST_MEDIA_TYPE,
+        "mediaType": media_type,
         "digest": image.manifest_digest,
         "size": image.manifest.len(),
         "annotations": {REF_NAME: tag},

@@ -141,20 +141,23 @@ fn read_input(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>, Err
     std::fs::read(path).map_err(|source| Error::ReadInput { what, path: path.to_path_buf(), source })
 }
 
+/// The platform of a binary, from its ELF header (only the header is read).
+pub fn binary_platform(binary: &std::path::Path) -> Result<Platform, Error> {
+    let mut head = Vec::with_capacity(64);
+    std::fs::File::open(binary)
+        .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 64), &mut head))
+        .map_err(|source| Error::ReadInput { what: "binary", path: binary.to_path_buf(), source })?;
+    match elf::platform(&head) {
+        None => Err(Error::NotElf(binary.to_path_buf())),
+        Some(Err(machine)) => Err(Error::UnsupportedArch { path: binary.to_path_buf(), machine }),
+        Some(Ok(p)) => Ok(p),
+    }
+}
+
 /// Assemble the image. Reads the binary, the files and the base; writes nothing.
 pub fn build(req: &Request) -> Result<Image, Error> {
-    // Only the ELF header is read here; the tar reads the rest straight from the file.
-    let mut head = Vec::with_capacity(64);
-    std::fs::File::open(&req.binary)
-        .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 64), &mut head))
-        .map_err(|source| Error::ReadInput { what: "binary", path: req.binary.clone(), source })?;
-    let platform = match elf::platform(&head) {
-        None => return Err(Error::NotElf(req.binary.clone())),
-        Some(Err(machine)) => {
-            return Err(Error::UnsupportedArch { path: req.binary.clone(), machine });
-        }
-        Some(Ok(p)) => p,
-    };
+    // The tar reads the binary straight from the file later.
+    let platform = binary_platform(&req.binary)?;
     let created = spec::rfc3339(req.source_date_epoch)?;
     let mtime = u64::try_from(req.source_date_epoch).map_err(|_| Error::BadEpoch(req.source_date_epoch))?;
 

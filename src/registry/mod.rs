@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod client;
 pub mod known;
+pub mod pull;
 pub mod push;
 pub mod reference;
 
