@@ -62,6 +62,19 @@ fn push(
     (out.status.success(), serde_json::from_str(&stdout).ok(), all)
 }
 
+/// Incompressible bytes (xorshift), the same for the same seed.
+fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 fn skopeo_digest(reference: &str, creds: Option<&str>) -> String {
     require("skopeo");
     let mut cmd = Command::new("skopeo");

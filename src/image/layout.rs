@@ -227,24 +227,29 @@ pub struct BaseImage {
     pub layers: Vec<Layer>,
 }
 
-/// Read the image tagged `tag` for `platform` (choosing from an image index if it is one).
-pub fn read_image(dir: &Path, tag: &str, platform: &Platform) -> Result<BaseImage, Error> {
-    let bad = |why: String| Error::NotALayout { dir: dir.to_path_buf(), why };
+/// The index descriptor tagged `tag` in the layout at `dir`.
+fn tagged(dir: &Path, tag: &str) -> Result<Value, Error> {
     if !dir.join("oci-layout").is_file() {
-        return Err(bad("it has no oci-layout file".into()));
+        return Err(Error::NotALayout { dir: dir.to_path_buf(), why: "it has no oci-layout file".into() });
     }
     let index = read_index(dir)?;
-    let found = index["manifests"]
+    index["manifests"]
         .as_array()
         .into_iter()
         .flatten()
         .find(|m| m.get("annotations").and_then(|a| a.get(REF_NAME)) == Some(&json!(tag)))
+        .cloned()
         .ok_or_else(|| Error::TagNotFound {
             dir: dir.to_path_buf(),
             tag: tag.to_string(),
             tags: tags(dir).unwrap_or_default(),
-        })?;
-    let mut desc = found.clone();
+        })
+}
+
+/// Read the image tagged `tag` for `platform` (choosing from an image index if it is one).
+pub fn read_image(dir: &Path, tag: &str, platform: &Platform) -> Result<BaseImage, Error> {
+    let bad = |why: String| Error::NotALayout { dir: dir.to_path_buf(), why };
+    let mut desc = tagged(dir, tag)?;
     // Nested indexes are followed until a manifest for our platform turns up.
     for _ in 0..4 {
         let media_type = desc["mediaType"].as_str().unwrap_or_default();
@@ -279,20 +284,7 @@ pub fn read_image(dir: &Path, tag: &str, platform: &Platform) -> Result<BaseImag
 /// blob verified: what `ship push` uploads. Image indexes are not images: an error says so.
 pub fn load(dir: &Path, tag: &str) -> Result<Image, Error> {
     let bad = |why: String| Error::NotALayout { dir: dir.to_path_buf(), why };
-    if !dir.join("oci-layout").is_file() {
-        return Err(bad("it has no oci-layout file".into()));
-    }
-    let index = read_index(dir)?;
-    let desc = index["manifests"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|m| m.get("annotations").and_then(|a| a.get(REF_NAME)) == Some(&json!(tag)))
-        .ok_or_else(|| Error::TagNotFound {
-            dir: dir.to_path_buf(),
-            tag: tag.to_string(),
-            tags: tags(dir).unwrap_or_default(),
-        })?;
+    let desc = tagged(dir, tag)?;
     let manifest_digest = desc["digest"].as_str().unwrap_or_default().to_string();
     let manifest = read_blob(dir, &manifest_digest)?;
     let doc: Value =
