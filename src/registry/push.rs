@@ -65,15 +65,16 @@ struct Source<'a> {
 }
 
 impl Source<'_> {
-    fn read(&self, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+    /// A range of the blob; `Bytes` so that a retried request resends it without a copy.
+    fn read(&self, offset: u64, len: u64) -> std::io::Result<bytes::Bytes> {
         if let Some(b) = self.bytes {
-            return Ok(b[offset as usize..(offset + len) as usize].to_vec());
+            return Ok(bytes::Bytes::copy_from_slice(&b[offset as usize..(offset + len) as usize]));
         }
         let mut f = std::fs::File::open(self.file.expect("a blob is bytes or a file"))?;
         f.seek(SeekFrom::Start(offset))?;
         let mut buf = vec![0; len as usize];
         f.read_exact(&mut buf)?;
-        Ok(buf)
+        Ok(buf.into())
     }
 }
 
