@@ -31,6 +31,15 @@ pub enum Command {
     Pull(PullCommand),
     /// Resolve the toolchain and print where it is and the exact version of each tool.
     Toolchain(ToolchainCommand),
+    /// Check the machine, the config and the registry credentials; say what to fix.
+    Doctor(DoctorCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorCommand {
+    /// Image reference whose registry credentials to check (default: [image] name in ship.toml).
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
 }
 
 /// How to reach and log in to a registry.

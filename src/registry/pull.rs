@@ -28,7 +28,7 @@ fn get_manifest(client: &Client, repo: &str, reference: &str, want: Option<&str>
         rb.header("accept", ACCEPT)
     })?;
     if resp.status() != StatusCode::OK {
-        return Err(client.status_error(resp, &format!("fetching manifest {reference}"), repo));
+        return Err(client.status_error(resp, &format!("manifest {reference}"), repo));
     }
     let header = resp.headers().get("docker-content-digest").and_then(|d| d.to_str().ok()).map(str::to_string);
     let body = resp
@@ -51,7 +51,7 @@ fn get_blob(client: &Client, repo: &str, digest: &str, size: u64, dir: &Path) ->
     let scope = format!("repository:{repo}:pull");
     let mut resp = client.send(Method::GET, &format!("/v2/{repo}/blobs/{digest}"), &scope, true, &|rb| rb)?;
     if resp.status() != StatusCode::OK {
-        return Err(client.status_error(resp, &format!("fetching blob {digest}"), repo));
+        return Err(client.status_error(resp, &format!("blob {digest}"), repo));
     }
     let io = |e: std::io::Error| Error::Io { context: format!("writing blob {digest}"), source: e };
     let file = std::fs::File::create(&path).map_err(io)?;
