@@ -31,8 +31,86 @@ pub enum Command {
     Pull(PullCommand),
     /// Resolve the toolchain and print where it is and the exact version of each tool.
     Toolchain(ToolchainCommand),
+    /// The sccache S3 bucket: init | policy | stats | prune.
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Check the machine, the config and the registry credentials; say what to fix.
     Doctor(DoctorCommand),
+}
+
+/// Which bucket (flags win over [cache] in ship.toml).
+#[derive(Debug, Args, Default, Clone)]
+pub struct S3Args {
+    /// Bucket name.
+    #[arg(long)]
+    pub bucket: Option<String>,
+    /// Region (default: [cache] region, $AWS_REGION, us-east-1).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Endpoint of an S3-compatible store (R2, MinIO); path-style addressing is used with it.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Key prefix of the cache (default: [cache] prefix, else sccache).
+    #[arg(long)]
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Create the bucket, expire old objects, abort stale uploads, optionally enable versioning; print what changed.
+    Init {
+        #[command(flatten)]
+        s3: S3Args,
+        /// Days after which cache objects expire.
+        #[arg(long, default_value_t = 30)]
+        expire_days: i32,
+        /// Turn on bucket versioning.
+        #[arg(long)]
+        versioning: bool,
+    },
+    /// Print the least-privilege IAM policy CI needs for the cache.
+    Policy {
+        #[command(flatten)]
+        s3: S3Args,
+    },
+    /// Objects, bytes, oldest and newest, per top-level prefix, and an estimated monthly cost.
+    Stats {
+        #[command(flatten)]
+        s3: S3Args,
+        /// Dollars per GB-month of storage.
+        #[arg(long, default_value_t = 0.023)]
+        storage_price: f64,
+        /// Dollars per 1000 PUT requests.
+        #[arg(long, default_value_t = 0.005)]
+        put_price: f64,
+        /// Dollars per 1000 GET requests.
+        #[arg(long, default_value_t = 0.0004)]
+        get_price: f64,
+        /// Builds per month, for the request cost.
+        #[arg(long, default_value_t = 300)]
+        builds_per_month: u64,
+        /// PUT requests per build (cache misses written).
+        #[arg(long, default_value_t = 50)]
+        puts_per_build: u64,
+        /// GET requests per build (cache lookups).
+        #[arg(long, default_value_t = 400)]
+        gets_per_build: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete cache objects older than a duration (for stores without lifecycle support).
+    Prune {
+        #[command(flatten)]
+        s3: S3Args,
+        /// Age: 30d, 12h, 90m, 45s.
+        #[arg(long, value_name = "DURATION")]
+        older_than: String,
+        /// Say what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -23,6 +23,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("GITHUB_ACTOR", "user name for GITHUB_TOKEN"),
     ("XDG_CACHE_HOME", "where ship remembers pushed repositories (for blob mounts); default ~/.cache"),
     ("HOME", "home directory, for ~/.cache"),
+    ("AWS_REGION", "region of the cache bucket when neither --region nor [cache] region is set"),
 ];
 
 fn env_var(name: &str) -> Option<String> {
@@ -87,7 +88,8 @@ pub struct ShipToml {
     pub image: ImageSection,
     #[serde(default)]
     pub toolchain: ToolchainSection,
-    pub cache: Option<toml::Table>,
+    #[serde(default)]
+    pub cache: CacheSection,
     pub deploy: Option<toml::Table>,
 }
 
@@ -97,6 +99,15 @@ pub struct PackageSection {
     pub manifest_path: Option<PathBuf>,
     pub package: Option<String>,
     pub bin: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CacheSection {
+    pub bucket: Option<String>,
+    pub region: Option<String>,
+    pub endpoint: Option<String>,
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -541,6 +552,31 @@ pub fn cache_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| env_var("HOME").map(|h| Path::new(&h).join(".cache")))
         .map(|d| d.join("ship"))
+}
+
+/// The cache bucket from flags, [cache] and AWS_REGION. The AWS SDK reads the credentials.
+pub fn resolve_cache(
+    args: &crate::cli::S3Args,
+    loaded: &Loaded,
+) -> Result<crate::cache::Settings, crate::cache::Error> {
+    let c = &loaded.file.cache;
+    let bucket = args
+        .bucket
+        .clone()
+        .or_else(|| c.bucket.clone())
+        .filter(|b| !b.is_empty())
+        .ok_or(crate::cache::Error::NoBucket)?;
+    Ok(crate::cache::Settings {
+        bucket,
+        region: args
+            .region
+            .clone()
+            .or_else(|| c.region.clone())
+            .or_else(|| env_var("AWS_REGION"))
+            .unwrap_or_else(|| "us-east-1".into()),
+        endpoint: args.endpoint.clone().or_else(|| c.endpoint.clone()).filter(|e| !e.is_empty()),
+        prefix: args.prefix.clone().or_else(|| c.prefix.clone()).unwrap_or_else(|| "sccache".into()),
+    })
 }
 
 /// Resolved `ship build` settings.

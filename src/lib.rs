@@ -5,6 +5,7 @@
 //! joins the steps for each command.
 
 pub mod build;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod image;
@@ -34,6 +35,8 @@ pub enum Error {
     Registry(#[from] registry::Error),
     #[error(transparent)]
     Reference(#[from] registry::reference::Error),
+    #[error(transparent)]
+    Cache(#[from] cache::Error),
 }
 
 impl Error {
@@ -45,6 +48,7 @@ impl Error {
             Error::Image(e) => e.hint(),
             Error::Registry(e) => e.hint(),
             Error::Reference(e) => e.hint(),
+            Error::Cache(e) => e.hint(),
         }
     }
 }
@@ -71,6 +75,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Pull(cmd) => pull_command(&cmd, &report, verbose),
         Command::Push(cmd) => push_command(&cmd, &report, verbose),
         Command::Toolchain(cmd) => toolchain_command(&cmd, &loaded, &report),
+        Command::Cache(cmd) => cache_command(cmd, &loaded),
         Command::Doctor(_) => unreachable!("handled above"),
     }
 }
@@ -472,6 +477,95 @@ fn doctor_command(cmd: &DoctorCommand, config_path: Option<&std::path::Path>) ->
             expected: "no problems",
         }
         .into());
+    }
+    Ok(())
+}
+
+fn cache_command(cmd: cli::CacheCommand, loaded: &config::Loaded) -> Result<(), Error> {
+    use cli::CacheCommand as C;
+    match cmd {
+        C::Init { s3, expire_days, versioning } => {
+            let s = config::resolve_cache(&s3, loaded)?;
+            let changed = cache::init(&s, expire_days, versioning)?;
+            if changed.is_empty() {
+                eprintln!("bucket {} is already set up; nothing changed", s.bucket);
+            }
+            for c in changed {
+                println!("{c}");
+            }
+        }
+        C::Policy { s3 } => {
+            let bucket =
+                s3.bucket.clone().or_else(|| loaded.file.cache.bucket.clone()).ok_or(cache::Error::NoBucket)?;
+            let prefix =
+                s3.prefix.clone().or_else(|| loaded.file.cache.prefix.clone()).unwrap_or_else(|| "sccache".into());
+            println!("{}", serde_json::to_string_pretty(&cache::policy(&bucket, &prefix)).expect("JSON"));
+        }
+        C::Stats {
+            s3,
+            storage_price,
+            put_price,
+            get_price,
+            builds_per_month,
+            puts_per_build,
+            gets_per_build,
+            json,
+        } => {
+            let s = config::resolve_cache(&s3, loaded)?;
+            let prices = cache::Prices {
+                storage_gb_month: storage_price,
+                put_per_1000: put_price,
+                get_per_1000: get_price,
+                builds_per_month,
+                puts_per_build,
+                gets_per_build,
+            };
+            let st = cache::stats(&s, prices)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st).expect("JSON"));
+            } else {
+                println!("bucket:   {} (prefix {:?})", st.bucket, st.prefix);
+                println!("objects:  {} ({})", st.objects, human_bytes(st.bytes));
+                println!("oldest:   {}", st.oldest.as_deref().unwrap_or("-"));
+                println!("newest:   {}", st.newest.as_deref().unwrap_or("-"));
+                for (p, v) in &st.by_prefix {
+                    println!("  {p:<40} {:>8} objects {:>10}", v.objects, human_bytes(v.bytes));
+                }
+                let pr = &st.prices;
+                println!(
+                    "estimated monthly cost: ${:.2} (storage ${:.2} at ${}/GB-month; requests ${:.2} for {} builds x ({} PUT at ${}/1000 + {} GET at ${}/1000))",
+                    st.monthly_cost_total,
+                    st.monthly_cost_storage,
+                    pr.storage_gb_month,
+                    st.monthly_cost_requests,
+                    pr.builds_per_month,
+                    pr.puts_per_build,
+                    pr.put_per_1000,
+                    pr.gets_per_build,
+                    pr.get_per_1000
+                );
+            }
+        }
+        C::Prune { s3, older_than, dry_run, json } => {
+            let s = config::resolve_cache(&s3, loaded)?;
+            let age = cache::parse_duration(&older_than)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            let r = cache::prune(&s, age, now, dry_run)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r).expect("JSON"));
+            } else {
+                let verb = if dry_run { "would delete" } else { "deleted" };
+                println!(
+                    "{verb} {} objects ({}) older than {older_than}; kept {}",
+                    r.deleted.len(),
+                    human_bytes(r.bytes),
+                    r.kept
+                );
+            }
+        }
     }
     Ok(())
 }
