@@ -192,6 +192,9 @@ pub struct BuildArgs {
     /// Fail unless the toolchain is Nix's and has mold and sccache.
     #[arg(long)]
     pub require_hermetic: bool,
+    /// Fail instead of building without the S3 cache when it cannot be used.
+    #[arg(long)]
+    pub require_cache: bool,
 }
 
 #[derive(Debug, Args)]

@@ -24,6 +24,13 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("XDG_CACHE_HOME", "where ship remembers pushed repositories (for blob mounts); default ~/.cache"),
     ("HOME", "home directory, for ~/.cache"),
     ("AWS_REGION", "region of the cache bucket when neither --region nor [cache] region is set"),
+    (
+        "SCCACHE_BUCKET",
+        "sccache's S3 bucket when ship.toml has no [cache] (with SCCACHE_REGION, SCCACHE_ENDPOINT, SCCACHE_S3_KEY_PREFIX)",
+    ),
+    ("SCCACHE_REGION", "region for SCCACHE_BUCKET"),
+    ("SCCACHE_ENDPOINT", "endpoint for SCCACHE_BUCKET"),
+    ("SCCACHE_S3_KEY_PREFIX", "key prefix for SCCACHE_BUCKET"),
 ];
 
 fn env_var(name: &str) -> Option<String> {
@@ -579,6 +586,25 @@ pub fn resolve_cache(
     })
 }
 
+/// The sccache S3 backend: [cache] in ship.toml, else the SCCACHE_* variables.
+fn build_cache(loaded: &Loaded) -> Option<build::sccache::S3> {
+    let c = &loaded.file.cache;
+    if let Some(bucket) = c.bucket.clone().filter(|b| !b.is_empty()) {
+        return Some(build::sccache::S3 {
+            bucket,
+            region: c.region.clone().or_else(|| env_var("AWS_REGION")).unwrap_or_else(|| "us-east-1".into()),
+            endpoint: c.endpoint.clone().filter(|e| !e.is_empty()),
+            prefix: c.prefix.clone().unwrap_or_else(|| "sccache".into()),
+        });
+    }
+    Some(build::sccache::S3 {
+        bucket: env_var("SCCACHE_BUCKET")?,
+        region: env_var("SCCACHE_REGION").or_else(|| env_var("AWS_REGION")).unwrap_or_else(|| "us-east-1".into()),
+        endpoint: env_var("SCCACHE_ENDPOINT"),
+        prefix: env_var("SCCACHE_S3_KEY_PREFIX").unwrap_or_default(),
+    })
+}
+
 /// Resolved `ship build` settings.
 #[derive(Debug)]
 pub struct BuildSettings {
@@ -600,6 +626,8 @@ pub fn resolve_build(args: &BuildArgs, loaded: &Loaded, quiet: bool) -> Result<B
             bin: args.bin.clone().or_else(|| loaded.file.package.bin.clone()),
             target_dir: args.target_dir.clone(),
             require_hermetic: args.require_hermetic,
+            cache: build_cache(loaded),
+            require_cache: args.require_cache,
             source_date_epoch: source_date_epoch(None, &info)?,
             quiet,
         },

@@ -109,7 +109,11 @@ fn build_step(args: &BuildArgs, loaded: &config::Loaded, report: &Reporter) -> R
         facts.duration_ms as f64 / 1000.0,
         facts.linker,
         if facts.static_linking { "static" } else { "dynamic" },
-        if facts.sccache { "on" } else { "off" },
+        match &facts.sccache {
+            Some(st) =>
+                format!("{} hits, {} misses, {:.0}% hit rate, {}", st.hits, st.misses, st.hit_rate * 100.0, st.backend),
+            None => "off".to_string(),
+        },
     ));
     Ok(facts)
 }

@@ -195,3 +195,61 @@ fn access_denied_and_unreachable_endpoints_are_clear_errors() {
     let (success, _, stderr) = cache_cmd(&t, &["prune", "--bucket", "bkt", "--older-than", "soon"]);
     assert!(!success && stderr.contains("is not a duration"), "{stderr}");
 }
+
+#[test]
+fn a_clean_rebuild_with_a_warm_s3_cache_hits_and_a_dead_s3_is_a_warning() {
+    let moto = Moto::start();
+    let t = TempDir::new();
+    let e = moto.endpoint();
+    assert!(cache_cmd(&t, &["init", "--bucket", "ship-cache", "--endpoint", &e, "--prefix", "ci"]).0);
+    let project = t.join("hs");
+    copy_hello_service(&project);
+    std::fs::write(
+        project.join("ship.toml"),
+        format!("[cache]\nbucket = \"ship-cache\"\nregion = \"us-east-1\"\nendpoint = \"{e}\"\nprefix = \"ci\"\n"),
+    )
+    .unwrap();
+    let tc = toolchain_dir(&t.join("tc"), true);
+    let build = |target: &str, extra: &[&str]| {
+        let mut cmd = ship();
+        cmd.args(["build", "--json", "--toolchain"])
+            .arg(&tc)
+            .arg("--target-dir")
+            .arg(t.join(target))
+            .args(extra)
+            .current_dir(&project)
+            .env("AWS_ACCESS_KEY_ID", "moto-access-key")
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        let (success, stdout, stderr) = run(&mut cmd);
+        assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET));
+        (success, serde_json::from_str::<serde_json::Value>(&stdout).unwrap_or_default(), stderr)
+    };
+    let (success, cold, stderr) = build("cold", &[]);
+    assert!(success, "{stderr}");
+    let cold = &cold["sccache"];
+    assert!(cold["misses"].as_u64().unwrap() > 10, "{cold}");
+    assert!(cold["backend"].as_str().unwrap().starts_with("s3://ship-cache/ci/x86_64-unknown-linux-gnu/"), "{cold}");
+    // The objects are in the bucket under the target- and toolchain-specific prefix.
+    let keys = moto.boto("print(s3.list_objects_v2(Bucket='ship-cache')['KeyCount'])");
+    assert!(keys.trim().parse::<u32>().unwrap() > 10, "{keys}");
+
+    // A clean rebuild: same checkout and target dir (sccache keys include the paths in the
+    // compiler arguments), nothing left in it.
+    std::fs::remove_dir_all(t.join("cold")).unwrap();
+    let (success, warm, stderr) = build("cold", &[]);
+    assert!(success, "{stderr}");
+    let warm = &warm["sccache"];
+    assert!(warm["hit_rate"].as_f64().unwrap() >= 0.9, "a clean rebuild with a warm cache: {warm}");
+    assert!(stderr.contains("% hit rate"), "{stderr}");
+
+    // S3 unreachable: a warning and the build goes on; with --require-cache, an error.
+    let dead = format!("[cache]\nbucket = \"ship-cache\"\nendpoint = \"http://127.0.0.1:{}\"\n", free_port());
+    std::fs::write(project.join("ship.toml"), dead).unwrap();
+    let (success, facts, stderr) = build("cold", &[]);
+    assert!(success, "{stderr}");
+    assert!(stderr.contains("warning: the sccache S3 cache cannot be used"), "{stderr}");
+    assert!(facts["sccache"].is_null());
+    let (success, _, stderr) = build("cold", &["--require-cache"]);
+    assert!(!success && stderr.contains("error: the sccache S3 cache cannot be used"), "{stderr}");
+}

@@ -2,6 +2,7 @@
 //! path remapping, SOURCE_DATE_EPOCH, sccache. Finds the artifact from cargo's JSON messages.
 
 pub mod env;
+pub mod sccache;
 
 use crate::toolchain::{Toolchain, Versions};
 use serde::Serialize;
@@ -30,6 +31,8 @@ pub enum Error {
     NoArtifact(String),
     #[error("the build is not hermetic: {0}")]
     NotHermetic(String),
+    #[error("the sccache S3 cache cannot be used: {0}")]
+    CacheUnavailable(String),
     #[error("cannot run {program}: {source}")]
     Spawn { program: String, source: std::io::Error },
 }
@@ -45,6 +48,7 @@ impl Error {
             Error::NoBin { .. } => "add a [[bin]] target or src/main.rs, or pass --package for a package that has one".into(),
             Error::AmbiguousBin { .. } => "pick one with --bin NAME, or set bin in the [package] section of ship.toml".into(),
             Error::CargoFailed { .. } => "fix the compile error; `ship build` runs cargo build --release --locked".into(),
+            Error::CacheUnavailable(_) => "check [cache] (bucket, region, endpoint) and the AWS credentials, or drop --require-cache to build without it".into(),
             Error::NotHermetic(_) => "use the Nix toolchain (nix run .#ship, or --toolchain nix), or drop --require-hermetic".into(),
             _ => return None,
         })
@@ -59,6 +63,10 @@ pub struct Request {
     pub bin: Option<String>,
     pub target_dir: Option<PathBuf>,
     pub require_hermetic: bool,
+    /// The S3 backend for sccache ([cache] in ship.toml, or SCCACHE_BUCKET and friends).
+    pub cache: Option<sccache::S3>,
+    /// Fail instead of building without the cache when S3 cannot be used.
+    pub require_cache: bool,
     pub source_date_epoch: i64,
     pub quiet: bool,
 }
@@ -76,7 +84,8 @@ pub struct Facts {
     pub rustflags: Vec<String>,
     pub linker: String,
     pub static_linking: bool,
-    pub sccache: bool,
+    /// Hits and misses of this build when sccache ran (null when it did not).
+    pub sccache: Option<sccache::Stats>,
     pub source_date_epoch: i64,
     pub duration_ms: u128,
     pub warnings: Vec<String>,
@@ -300,14 +309,34 @@ pub fn build(req: &Request, toolchain: &Toolchain, warn: &mut dyn FnMut(&str)) -
         }
     }
     let sccache = toolchain.tool("sccache");
+    if req.require_hermetic && sccache.is_none() {
+        return Err(Error::NotHermetic("sccache is missing from the toolchain".into()));
+    }
+    // Our own sccache server for this build (stopped when `_server` drops).
+    let mut server = None;
     match sccache {
         Some(s) => {
-            envs.insert("RUSTC_WRAPPER".into(), s.into());
+            let prefix =
+                req.cache.as_ref().map(|c| sccache::key_prefix(&c.prefix, &target, &toolchain.identity(&versions)));
+            match sccache::Server::start(s, &envs, req.cache.as_ref(), prefix.as_deref().unwrap_or_default()) {
+                Ok(srv) => {
+                    envs.extend(srv.client_env().clone());
+                    envs.insert("RUSTC_WRAPPER".into(), s.into());
+                    server = Some(srv);
+                }
+                Err(why) if req.cache.is_some() => {
+                    if req.require_cache {
+                        return Err(Error::CacheUnavailable(why));
+                    }
+                    note(format!("the sccache S3 cache cannot be used ({why}); building without it"), &mut warnings);
+                }
+                Err(why) => note(format!("sccache did not start ({why}); compiling without a cache"), &mut warnings),
+            }
         }
         None => note("sccache is not in the toolchain; compiling without a cache".into(), &mut warnings),
     }
-    if req.require_hermetic && sccache.is_none() {
-        return Err(Error::NotHermetic("sccache is missing from the toolchain".into()));
+    if req.require_cache && server.is_none() {
+        return Err(Error::CacheUnavailable("sccache is not running".into()));
     }
 
     let mut cmd = Command::new(&cargo);
@@ -338,6 +367,8 @@ pub fn build(req: &Request, toolchain: &Toolchain, warn: &mut dyn FnMut(&str)) -
         return Err(Error::CargoFailed { status: status.to_string() });
     }
     let binary = binary.ok_or_else(|| Error::NoArtifact(selected.bin.clone()))?;
+    let sccache_stats = server.as_ref().and_then(|s| s.stats());
+    drop(server);
     Ok(Facts {
         binary,
         package: selected.package,
@@ -354,7 +385,7 @@ pub fn build(req: &Request, toolchain: &Toolchain, warn: &mut dyn FnMut(&str)) -
         rustflags,
         linker: linker.into(),
         static_linking: linux_gnu,
-        sccache: sccache.is_some(),
+        sccache: sccache_stats,
         source_date_epoch: req.source_date_epoch,
         duration_ms: start.elapsed().as_millis(),
         warnings,
