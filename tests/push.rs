@@ -132,15 +132,7 @@ fn a_large_blob_goes_up_in_chunks_of_at_most_4_mib() {
     let proxy = Proxy::start(reg.port, vec![]);
     let t = TempDir::new();
     // 21 MiB of incompressible bytes in an uncompressed layer.
-    let mut x: u64 = 0x9e3779b97f4a7c15;
-    let data: Vec<u8> = (0..21 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let data = random_bytes(21 << 20, 0x9e3779b97f4a7c15);
     std::fs::write(t.join("blob.bin"), &data).unwrap();
     let file = format!("{}:/data/blob.bin", t.join("blob.bin").display());
     let (dir, digest) = layout(&t, "big", b"", &["--compression", "none", "--file", &file]);
@@ -254,15 +246,7 @@ fn podman_pulls_the_pushed_digest_and_runs_it() {
 fn faults_are_retried_or_fail_cleanly_without_a_dangling_manifest() {
     let reg = Registry::start(Auth::None);
     let t = TempDir::new();
-    let mut x: u64 = 7;
-    let data: Vec<u8> = (0..9 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let data = random_bytes(9 << 20, 7);
     std::fs::write(t.join("blob.bin"), &data).unwrap();
     let file = format!("{}:/data/blob.bin", t.join("blob.bin").display());
     let (dir, digest) = layout(&t, "img", b"", &["--compression", "none", "--file", &file]);
