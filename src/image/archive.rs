@@ -18,7 +18,8 @@ pub fn write(image: &Image, file: &Path, repo_tag: &str) -> Result<(), Error> {
         return Err(out_err(std::io::Error::other("it is a directory")));
     }
     let tmp = tempfile::Builder::new().prefix(".ship-archive-").tempfile_in(dir).map_err(out_err)?;
-    let mut builder = tar::Builder::new(std::io::BufWriter::new(tmp));
+    // Large writes: 8 KiB ones cost more in syscalls than the rest of the archive.
+    let mut builder = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, tmp));
     let mut add = |path: &str, data: &[u8]| -> std::io::Result<()> {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Regular);

@@ -175,17 +175,20 @@ impl Toolchain {
             out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
         };
         let first_line = |s: Option<String>| s.map(|s| s.lines().next().unwrap_or_default().to_string());
-        let rustc = run("rustc", &["-vV"]);
+        // Five process start-ups are most of `ship build`'s overhead on a no-op build: run them
+        // at once.
+        let (rustc, cargo, mold, sccache, clang) = std::thread::scope(|s| {
+            let cargo = s.spawn(|| first_line(run("cargo", &["--version"])));
+            let mold = s.spawn(|| first_line(run("mold", &["--version"])));
+            let sccache = s.spawn(|| first_line(run("sccache", &["--version"])));
+            let clang = s.spawn(|| first_line(run("clang", &["--version"])));
+            let rustc = run("rustc", &["-vV"]);
+            let join = |h: std::thread::ScopedJoinHandle<'_, Option<String>>| h.join().ok().flatten();
+            (rustc, join(cargo), join(mold), join(sccache), join(clang))
+        });
         let host_triple =
             rustc.as_deref().and_then(|v| v.lines().find_map(|l| l.strip_prefix("host: ")).map(str::to_string));
-        Versions {
-            host_triple,
-            rustc,
-            cargo: first_line(run("cargo", &["--version"])),
-            mold: first_line(run("mold", &["--version"])),
-            sccache: first_line(run("sccache", &["--version"])),
-            clang: first_line(run("clang", &["--version"])),
-        }
+        Versions { host_triple, rustc, cargo, mold, sccache, clang }
     }
 
     /// A short identity for labels and facts: the store path, or the host rustc's release and
