@@ -362,17 +362,12 @@ fn parse_base(value: &str, ca_bundle: Option<PathBuf>) -> Result<Base, Error> {
     match value {
         "ship" => Ok(Base::Generated { ca_bundle: ca_bundle.map_or_else(default_ca_bundle, Ok)? }),
         "scratch" => Ok(Base::Scratch),
-        v if v.starts_with("oci:") => {
-            let rest = &v[4..];
-            let (dir, tag) = rest.split_once(':').unwrap_or((rest, "latest"));
-            if dir.is_empty() || !reference::is_valid_tag(tag) {
-                return Err(bad("it must be oci:DIR[:TAG] with a valid tag"));
-            }
-            Ok(Base::Layout { dir: PathBuf::from(dir), tag: tag.to_string() })
-        }
-        _ => Err(bad(
-            "pulling a base image from a registry is not available yet; save it to an OCI layout first (skopeo copy docker://REF oci:DIR:TAG)",
-        )),
+        v if v.starts_with("oci:") => match parse_layout_ref(v) {
+            Ok((dir, tag)) => Ok(Base::Layout { dir, tag }),
+            Err(_) => Err(bad("it must be oci:DIR[:TAG] with a valid tag")),
+        },
+        // Registry references are pulled by the caller and arrive here as oci: layouts.
+        _ => Err(bad("it is not ship, scratch, oci:DIR[:TAG] or a registry reference")),
     }
 }
 
@@ -469,7 +464,8 @@ pub fn project_manifest(explicit: Option<&Path>, loaded: &Loaded) -> Option<Path
         .or_else(|| Some(toml_dir.join("Cargo.toml")).filter(|p| p.is_file()))
 }
 
-fn dir_of(manifest: &Path) -> PathBuf {
+/// The directory a manifest is in (`.` for a bare `Cargo.toml`).
+pub fn dir_of(manifest: &Path) -> PathBuf {
     match manifest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -588,14 +584,8 @@ pub fn resolve_cache(
 
 /// The sccache S3 backend: [cache] in ship.toml, else the SCCACHE_* variables.
 fn build_cache(loaded: &Loaded) -> Option<build::sccache::S3> {
-    let c = &loaded.file.cache;
-    if let Some(bucket) = c.bucket.clone().filter(|b| !b.is_empty()) {
-        return Some(build::sccache::S3 {
-            bucket,
-            region: c.region.clone().or_else(|| env_var("AWS_REGION")).unwrap_or_else(|| "us-east-1".into()),
-            endpoint: c.endpoint.clone().filter(|e| !e.is_empty()),
-            prefix: c.prefix.clone().unwrap_or_else(|| "sccache".into()),
-        });
+    if let Ok(settings) = resolve_cache(&crate::cli::S3Args::default(), loaded) {
+        return Some(settings);
     }
     Some(build::sccache::S3 {
         bucket: env_var("SCCACHE_BUCKET")?,

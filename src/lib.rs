@@ -121,12 +121,7 @@ fn build_step(args: &BuildArgs, loaded: &config::Loaded, report: &Reporter) -> R
 fn toolchain_command(cmd: &ToolchainCommand, loaded: &config::Loaded, report: &Reporter) -> Result<(), Error> {
     let request = config::toolchain_request(cmd.toolchain.as_deref(), loaded)?;
     let manifest = config::project_manifest(cmd.manifest_path.as_deref(), loaded);
-    let project_dir = manifest
-        .as_deref()
-        .and_then(|m| m.parent())
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(|p| p.to_path_buf())
-        .unwrap_or_else(|| std::path::PathBuf::from("."));
+    let project_dir = manifest.as_deref().map(config::dir_of).unwrap_or_else(|| std::path::PathBuf::from("."));
     let tc = resolve_toolchain(&request, &project_dir, report)?;
     let versions = tc.versions();
     if cmd.json {

@@ -8,14 +8,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// The S3 side of the cache.
-#[derive(Debug, Clone)]
-pub struct S3 {
-    pub bucket: String,
-    pub region: String,
-    pub endpoint: Option<String>,
-    pub prefix: String,
-}
+/// The S3 side of the cache: the same bucket settings `ship cache` uses.
+pub use crate::cache::Settings as S3;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {

@@ -246,6 +246,14 @@ fn tagged(dir: &Path, tag: &str) -> Result<Value, Error> {
         })
 }
 
+/// The entry of an image index's `manifests` for `platform` (os and architecture).
+pub fn select_platform<'a>(manifests: &'a [Value], platform: &Platform) -> Option<&'a Value> {
+    manifests.iter().find(|m| {
+        m.pointer("/platform/architecture") == Some(&json!(platform.architecture))
+            && m.pointer("/platform/os") == Some(&json!(platform.os))
+    })
+}
+
 /// Read the image tagged `tag` for `platform` (choosing from an image index if it is one).
 pub fn read_image(dir: &Path, tag: &str, platform: &Platform) -> Result<BaseImage, Error> {
     let bad = |why: String| Error::NotALayout { dir: dir.to_path_buf(), why };
@@ -260,19 +268,12 @@ pub fn read_image(dir: &Path, tag: &str, platform: &Platform) -> Result<BaseImag
             || media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
             || (media_type.is_empty() && doc.get("manifests").is_some());
         if is_index {
-            desc = doc["manifests"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|m| {
-                    m.pointer("/platform/architecture") == Some(&json!(platform.architecture))
-                        && m.pointer("/platform/os") == Some(&json!(platform.os))
-                })
-                .cloned()
-                .ok_or_else(|| Error::NoPlatform {
+            desc = doc["manifests"].as_array().and_then(|list| select_platform(list, platform)).cloned().ok_or_else(
+                || Error::NoPlatform {
                     what: format!("{}:{tag}", dir.display()),
                     platform: platform.architecture.clone(),
-                })?;
+                },
+            )?;
             continue;
         }
         return read_manifest(dir, &doc, Verify::Digest);

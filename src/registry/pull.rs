@@ -74,18 +74,12 @@ pub fn pull(client: &Client, reference: &Reference, platform: &Platform, dir: &P
     let (mut manifest, mut manifest_digest) = get_manifest(client, repo, &first, reference.digest.as_deref())?;
     let mut doc: Value = serde_json::from_slice(&manifest).map_err(|_| corrupt(client, format!("manifest {first}")))?;
     if let Some(list) = doc.get("manifests").and_then(Value::as_array) {
-        let chosen = list
-            .iter()
-            .find(|m| {
-                m.pointer("/platform/os") == Some(&Value::from(platform.os.as_str()))
-                    && m.pointer("/platform/architecture") == Some(&Value::from(platform.architecture.as_str()))
-            })
-            .ok_or_else(|| Error::Http {
-                registry: client.registry.clone(),
-                what: format!("selecting {}/{} from {reference}", platform.os, platform.architecture),
-                status: 404,
-                detail: format!("the index has no {}/{} image", platform.os, platform.architecture),
-            })?;
+        let chosen = crate::image::layout::select_platform(list, platform).ok_or_else(|| Error::Http {
+            registry: client.registry.clone(),
+            what: format!("selecting {}/{} from {reference}", platform.os, platform.architecture),
+            status: 404,
+            detail: format!("the index has no {}/{} image", platform.os, platform.architecture),
+        })?;
         let d = chosen["digest"].as_str().unwrap_or_default().to_string();
         (manifest, manifest_digest) = get_manifest(client, repo, &d, Some(&d))?;
         doc = serde_json::from_slice(&manifest).map_err(|_| corrupt(client, format!("manifest {d}")))?;

@@ -107,6 +107,11 @@ fn location(resp: &reqwest::blocking::Response) -> Option<String> {
     resp.headers().get("location")?.to_str().ok().map(str::to_string)
 }
 
+/// The registry's `OCI-Chunk-Min-Length`, 0 if it sets none.
+fn chunk_min_length(resp: &reqwest::blocking::Response) -> u64 {
+    resp.headers().get("oci-chunk-min-length").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0)
+}
+
 fn with_digest(loc: &str, digest: &str) -> String {
     let sep = if loc.contains('?') { '&' } else { '?' };
     format!("{loc}{sep}digest={digest}")
@@ -174,8 +179,7 @@ fn push_blob(
                 return Ok(report(Outcome::Mounted, 0, 0, Some(from.clone())));
             }
             StatusCode::ACCEPTED => {
-                let min =
-                    resp.headers().get("oci-chunk-min-length").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
+                let min = chunk_min_length(&resp);
                 upload = location(&resp).map(|l| (l, min));
                 break;
             }
@@ -191,8 +195,7 @@ fn push_blob(
             if resp.status() != StatusCode::ACCEPTED {
                 return Err(client.status_error(resp, "starting a blob upload", repo));
             }
-            let min =
-                resp.headers().get("oci-chunk-min-length").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
+            let min = chunk_min_length(&resp);
             let loc = location(&resp).ok_or_else(|| Error::Http {
                 registry: client.registry.clone(),
                 what: "starting a blob upload".into(),
