@@ -50,9 +50,16 @@ pub struct S3Args {
     /// Endpoint of an S3-compatible store (R2, MinIO); path-style addressing is used with it.
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
-    /// Key prefix of the cache (default: [cache] prefix, else sccache).
+    /// Key prefix (a folder) of the cache (default: [cache] prefix, else sccache); `sccache`
+    /// means `sccache/`: keys beside it (`sccache-backups/`) are never touched.
     #[arg(long)]
     pub prefix: Option<String>,
+    /// Give up after this long in all, retries included: 90s, 10m, 1h (default 10m).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Longest wait for one request's complete answer (default 60s, at most --timeout).
+    #[arg(long, value_name = "DURATION")]
+    pub request_timeout: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +71,9 @@ pub enum CacheCommand {
         /// Days after which cache objects expire.
         #[arg(long, default_value_t = 30)]
         expire_days: i32,
+        /// Days after which a replaced or deleted object's old version expires (versioned buckets).
+        #[arg(long, default_value_t = 1)]
+        noncurrent_days: i32,
         /// Turn on bucket versioning.
         #[arg(long)]
         versioning: bool,
@@ -132,6 +142,12 @@ pub struct RegistryArgs {
     /// Use plain HTTP for this registry host (loopback registries always are). Repeatable.
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub insecure: Vec<String>,
+    /// Give up after this long in all, retries included: 90s, 10m, 1h (default 10m).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Longest wait for one request's complete answer (default 60s, at most --timeout).
+    #[arg(long, value_name = "DURATION")]
+    pub request_timeout: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -50,16 +50,24 @@ pub enum Error {
     BadValue { flag: &'static str, value: String, expected: &'static str },
     #[error("--file {value:?}: {why}")]
     BadFile { value: String, why: String },
-    #[error("--output {value:?} is not a valid destination: {why}")]
-    BadOutput { value: String, why: String },
+    #[error("{flag} {value:?} is not valid: {why}")]
+    BadOutput { flag: &'static str, value: String, why: String },
+    #[error("the label {key} is ship's own")]
+    OwnedLabel { key: String, instead: &'static str },
+    #[error("{path}: [image] {key}: {why}{}", line.map(|l| format!(" (line {l})")).unwrap_or_default())]
+    TomlValue { path: PathBuf, key: &'static str, why: String, line: Option<usize> },
     #[error("--base {value:?} is not supported: {why}")]
     BadBase { value: String, why: String },
+    #[error("SHIP_REGISTRY_PASSWORD is set but SHIP_REGISTRY_USERNAME is not")]
+    PasswordWithoutUser,
     #[error("no CA bundle found for the base layer (looked in {looked})")]
     NoCaBundle { looked: String },
     #[error(transparent)]
     Reference(#[from] reference::Error),
     #[error(transparent)]
     Toolchain(#[from] toolchain::Error),
+    #[error(transparent)]
+    Cache(#[from] crate::cache::Error),
 }
 
 impl Error {
@@ -74,13 +82,23 @@ impl Error {
             Error::BadFile { .. } => {
                 "write --file SRC:DEST[:MODE], e.g. --file config/app.toml:/etc/app.toml:0644".into()
             }
-            Error::BadOutput { .. } => "write --output oci:DIR[:TAG] or docker-archive:FILE[:REF]".into(),
+            Error::BadOutput { flag: "--output", .. } => {
+                "write --output oci:DIR[:TAG] or docker-archive:FILE[:REF]".into()
+            }
+            Error::BadOutput { flag, .. } => format!("write {flag} oci:DIR[:TAG]"),
+            Error::OwnedLabel { instead, .. } => instead.to_string(),
+            Error::TomlValue { .. } => "fix that value in ship.toml; README.md lists every key".into(),
             Error::BadBase { .. } => "write --base ship, --base scratch or --base oci:DIR[:TAG]".into(),
+            Error::PasswordWithoutUser => {
+                "set SHIP_REGISTRY_USERNAME too (for GHCR: your GitHub user name), or unset SHIP_REGISTRY_PASSWORD"
+                    .into()
+            }
             Error::NoCaBundle { .. } => {
                 "pass --ca-bundle PATH (a PEM file), or --base scratch for an image without one".into()
             }
             Error::Reference(e) => return e.hint(),
             Error::Toolchain(e) => return e.hint(),
+            Error::Cache(e) => return e.hint(),
         })
     }
 }
@@ -121,26 +139,35 @@ pub struct CacheSection {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ToolchainSection {
     /// auto | nix | host | a toolchain directory.
+    #[serde(default, deserialize_with = "de::toolchain")]
     pub source: Option<String>,
 }
 
+/// `[image]`. Values are checked as the file is read, so that a bad one is reported with the
+/// file, the key and the line, by every command (and `ship doctor`), before any work starts.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ImageSection {
+    #[serde(default, deserialize_with = "de::name")]
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de::tags")]
     pub tags: Vec<String>,
+    #[serde(default, deserialize_with = "de::base")]
     pub base: Option<String>,
-    #[serde(default)]
-    pub ports: Vec<PortValue>,
-    #[serde(default)]
+    /// Normalised: `3000/tcp`.
+    #[serde(default, deserialize_with = "de::ports")]
+    pub ports: Vec<String>,
+    #[serde(default, deserialize_with = "de::env")]
     pub env: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de::labels")]
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub files: Vec<String>,
+    #[serde(default, deserialize_with = "de::compression")]
     pub compression: Option<String>,
+    #[serde(default, deserialize_with = "de::user")]
     pub user: Option<String>,
+    #[serde(default, deserialize_with = "de::workdir")]
     pub workdir: Option<String>,
     pub ca_bundle: Option<PathBuf>,
 }
@@ -152,11 +179,164 @@ pub enum PortValue {
     Text(String),
 }
 
+/// The checks of ship.toml values, run while it is parsed: the parser then reports the line.
+mod de {
+    use super::*;
+    use serde::Deserializer;
+
+    /// The sentence for a bad value, without the flag name a command-line error would carry.
+    fn explain(e: &Error) -> String {
+        match e {
+            Error::BadValue { value, expected, .. } => format!("{value:?} is not {expected}"),
+            e => e.to_string(),
+        }
+    }
+
+    fn check<'de, D: Deserializer<'de>, T: Deserialize<'de>, U>(
+        d: D,
+        key: &str,
+        f: impl Fn(T) -> Result<U, Error>,
+    ) -> Result<U, D::Error> {
+        f(T::deserialize(d)?).map_err(|e| serde::de::Error::custom(format!("{key}: {}", explain(&e))))
+    }
+
+    pub fn ports<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        check(d, "[image] ports", |v: Vec<PortValue>| {
+            v.iter()
+                .map(|p| match p {
+                    PortValue::Number(n) => parse_port(&n.to_string()),
+                    PortValue::Text(t) => parse_port(t),
+                })
+                .collect()
+        })
+    }
+
+    pub fn env<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+        check(d, "[image] env", |m: BTreeMap<String, String>| {
+            m.iter().map(|(k, v)| parse_env(&format!("{k}={v}"))).collect()
+        })
+    }
+
+    pub fn labels<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+        check(d, "[image] labels", |m: BTreeMap<String, String>| {
+            for k in m.keys() {
+                check_label_key(k)?;
+            }
+            Ok(m)
+        })
+    }
+
+    pub fn compression<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        check(d, "[image] compression", |c: String| parse_compression(&c).map(|_| Some(c)))
+    }
+
+    pub fn user<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        check(d, "[image] user", |u: String| parse_user(&u).map(Some))
+    }
+
+    pub fn workdir<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        check(d, "[image] workdir", |w: String| parse_workdir(w).map(Some))
+    }
+
+    pub fn name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        check(d, "[image] name", |n: String| Reference::parse(&n).map(|_| Some(n)).map_err(Error::from))
+    }
+
+    pub fn tags<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        check(d, "[image] tags", |tags: Vec<String>| {
+            for t in &tags {
+                // Placeholders are filled in later; what is around them must make a tag.
+                let filled = t.replace("{git_sha}", "0").replace("{version}", "0");
+                if !reference::is_valid_tag(&filled) {
+                    return Err(Error::BadValue {
+                        flag: "tags",
+                        value: t.clone(),
+                        expected: "a tag (1-128 letters, digits, '_', '.' or '-'), with {git_sha} or {version} if wanted",
+                    });
+                }
+            }
+            Ok(tags)
+        })
+    }
+
+    pub fn base<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        check(d, "[image] base", |b: String| {
+            let ok = matches!(b.as_str(), "ship" | "scratch")
+                || (b.starts_with("oci:") && parse_layout_ref("[image] base", &b).is_ok())
+                || (!b.starts_with("oci:") && Reference::parse(&b).is_ok());
+            if ok {
+                Ok(Some(b))
+            } else {
+                Err(Error::BadValue {
+                    flag: "base",
+                    value: b,
+                    expected: "ship, scratch, oci:DIR[:TAG] or a registry reference",
+                })
+            }
+        })
+    }
+
+    pub fn toolchain<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        check(d, "[toolchain] source", |v: String| {
+            toolchain::Request::parse(&v, None).map(|_| Some(v)).map_err(Error::from)
+        })
+    }
+}
+
+/// Labels ship writes itself: a user value would be silently replaced, so it is refused.
+pub fn check_label_key(key: &str) -> Result<(), Error> {
+    if key == "org.opencontainers.image.created" {
+        return Err(Error::OwnedLabel {
+            key: key.into(),
+            instead: "ship sets it from SOURCE_DATE_EPOCH: use --source-date-epoch (or $SOURCE_DATE_EPOCH)",
+        });
+    }
+    if key.starts_with("dev.ship.") {
+        return Err(Error::OwnedLabel {
+            key: key.into(),
+            instead: "labels under dev.ship. record how ship built the image and are ship's alone",
+        });
+    }
+    Ok(())
+}
+
+fn parse_compression(value: &str) -> Result<Compression, Error> {
+    Compression::parse(value).ok_or_else(|| Error::BadValue {
+        flag: "--compression",
+        value: value.into(),
+        expected: "gzip, zstd or none",
+    })
+}
+
+fn parse_workdir(w: String) -> Result<String, Error> {
+    if w.starts_with('/') {
+        Ok(w)
+    } else {
+        Err(Error::BadValue { flag: "--workdir", value: w, expected: "an absolute path" })
+    }
+}
+
 /// A loaded ship.toml and the directory its relative paths are relative to.
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub file: ShipToml,
     pub dir: Option<PathBuf>,
+    pub path: Option<PathBuf>,
+    text: String,
+}
+
+impl Loaded {
+    /// An error about `[image] key = value` that could only be checked later (a file to read):
+    /// it names the file, the key and the line the value is on.
+    pub fn value_error(&self, key: &'static str, value: &str, e: Error) -> Error {
+        let quoted = format!("{value:?}");
+        let line = self.text.lines().position(|l| l.contains(&quoted)).map(|i| i + 1);
+        let why = match e {
+            Error::BadFile { why, .. } => format!("{quoted}: {why}"),
+            e => e.to_string(),
+        };
+        Error::TomlValue { path: self.path.clone().unwrap_or_else(|| "ship.toml".into()), key, why, line }
+    }
 }
 
 /// Load `--config PATH`, or ./ship.toml if present, or nothing.
@@ -172,7 +352,7 @@ pub fn load(explicit: Option<&Path>) -> Result<Loaded, Error> {
         why: e.message().to_string() + &location(&text, e.span()),
     })?;
     let dir = path.parent().map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() });
-    Ok(Loaded { file, dir })
+    Ok(Loaded { file, dir, path: Some(path), text })
 }
 
 fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
@@ -290,9 +470,10 @@ fn parse_file(value: &str, base: &Path) -> Result<FileMapping, Error> {
     Ok(FileMapping { src, dest: dest.to_string(), mode })
 }
 
-/// `oci:DIR[:TAG]` or `docker-archive:FILE[:REF]`; the default REF is `<default_ref>:latest`.
-pub fn parse_output(value: &str, default_ref: &str) -> Result<Output, Error> {
-    let bad = |why: &str| Error::BadOutput { value: value.to_string(), why: why.to_string() };
+/// `oci:DIR[:TAG]` or `docker-archive:FILE[:REF]` given to `flag`; the default REF is
+/// `<default_ref>:latest`.
+pub fn parse_output(flag: &'static str, value: &str, default_ref: &str) -> Result<Output, Error> {
+    let bad = |why: &str| Error::BadOutput { flag, value: value.to_string(), why: why.to_string() };
     if let Some(rest) = value.strip_prefix("oci:") {
         let (dir, tag) = rest.split_once(':').unwrap_or((rest, "latest"));
         if dir.is_empty() {
@@ -346,14 +527,19 @@ pub fn parse_platform(value: Option<&str>) -> Result<image::Platform, Error> {
     }
 }
 
-/// `oci:DIR[:TAG]` (default tag `latest`) as (DIR, TAG).
-pub fn parse_layout_ref(value: &str) -> Result<(PathBuf, String), Error> {
-    match parse_output(value, "unused")? {
+/// `oci:DIR[:TAG]` (default tag `latest`) given to `flag`, as (DIR, TAG).
+pub fn parse_layout_ref(flag: &'static str, value: &str) -> Result<(PathBuf, String), Error> {
+    let not_layout = || Error::BadOutput {
+        flag,
+        value: value.to_string(),
+        why: "it must be an OCI layout, oci:DIR[:TAG] (a docker-archive cannot be read here)".into(),
+    };
+    if !value.starts_with("oci:") {
+        return Err(not_layout());
+    }
+    match parse_output(flag, value, "unused")? {
         Output::Layout { dir, tag } => Ok((dir, tag)),
-        Output::Archive { .. } => Err(Error::BadOutput {
-            value: value.to_string(),
-            why: "--from must be an OCI layout, oci:DIR[:TAG]".into(),
-        }),
+        Output::Archive { .. } => Err(not_layout()),
     }
 }
 
@@ -362,7 +548,7 @@ fn parse_base(value: &str, ca_bundle: Option<PathBuf>) -> Result<Base, Error> {
     match value {
         "ship" => Ok(Base::Generated { ca_bundle: ca_bundle.map_or_else(default_ca_bundle, Ok)? }),
         "scratch" => Ok(Base::Scratch),
-        v if v.starts_with("oci:") => match parse_layout_ref(v) {
+        v if v.starts_with("oci:") => match parse_layout_ref("--base", v) {
             Ok((dir, tag)) => Ok(Base::Layout { dir, tag }),
             Err(_) => Err(bad("it must be oci:DIR[:TAG] with a valid tag")),
         },
@@ -405,28 +591,34 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string()).filter(|s| !s.is_empty())
 }
 
-/// `https://user:token@github.com/a/b.git` → `https://github.com/a/b`;
-/// `git@github.com:a/b.git` → `https://github.com/a/b`. Credentials never survive.
+/// A repository URL reduced to scheme, host and path, for labels and reports:
+/// `https://user:token@github.com/a/b.git?access_token=x#frag` → `https://github.com/a/b`;
+/// `git@github.com:a/b.git` and `ssh://git@github.com:22/a/b` → `https://github.com/a/b`.
+/// User names, passwords, ports, queries and fragments never survive: any of them may hold a
+/// token. None for what is not a remote URL (a local path).
 pub fn public_source_url(remote: &str) -> Option<String> {
     let remote = remote.trim();
-    let (host, path) = if let Some(rest) = remote.strip_prefix("https://").or_else(|| remote.strip_prefix("http://")) {
-        let (authority, path) = rest.split_once('/')?;
-        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        (host.to_string(), path.to_string())
-    } else if let Some(rest) = remote.strip_prefix("ssh://") {
-        let (authority, path) = rest.split_once('/')?;
-        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        let host = host.split(':').next()?;
-        (host.to_string(), path.to_string())
-    } else if let Some((user_host, path)) = remote.split_once(':').filter(|(h, _)| h.contains('@') && !h.contains('/'))
-    {
-        let host = user_host.rsplit_once('@').map_or(user_host, |(_, h)| h);
-        (host.to_string(), path.to_string())
-    } else {
-        return None;
+    let (scheme, host, path) = match url::Url::parse(remote) {
+        Ok(u) if matches!(u.scheme(), "https" | "http") => {
+            (u.scheme().to_string(), u.host_str()?.to_string(), u.path().to_string())
+        }
+        Ok(u) if matches!(u.scheme(), "ssh" | "git" | "git+ssh" | "ssh+git") => {
+            ("https".to_string(), u.host_str()?.to_string(), u.path().to_string())
+        }
+        Ok(_) => return None,
+        // scp-like `user@host:path` is not a URL.
+        Err(_) => {
+            let (user_host, path) = remote.split_once(':')?;
+            let host = user_host.rsplit_once('@').map(|(_, h)| h)?;
+            if host.is_empty() || host.contains('/') || path.starts_with("//") {
+                return None;
+            }
+            let path = path.split(['?', '#']).next().unwrap_or_default();
+            ("https".to_string(), host.to_string(), format!("/{}", path.trim_start_matches('/')))
+        }
     };
-    let path = path.trim_end_matches('/').trim_end_matches(".git");
-    (!host.is_empty() && !path.is_empty()).then(|| format!("https://{host}/{path}"))
+    let path = path.trim_end_matches('/').trim_end_matches(".git").trim_end_matches('/');
+    (!host.is_empty() && path.len() > 1).then(|| format!("{scheme}://{}{path}", host.to_ascii_lowercase()))
 }
 
 /// Read version and licenses from Cargo.toml and revision, commit time and remote from git.
@@ -441,7 +633,7 @@ pub fn project_info(manifest: Option<&Path>, git_dir: &Path) -> Result<ProjectIn
         let field = |k: &str| pkg.and_then(|p| p.get(k)).and_then(|v| v.as_str()).map(str::to_string);
         info.version = field("version");
         info.licenses = field("license");
-        info.source = field("repository");
+        info.source = field("repository").and_then(|r| public_source_url(&r));
     }
     if let Some(rev) = git(git_dir, &["rev-parse", "--verify", "HEAD"]) {
         info.commit_time = git(git_dir, &["log", "-1", "--format=%ct", "HEAD"]).and_then(|t| t.parse().ok());
@@ -539,11 +731,16 @@ pub fn registry_inputs(
             expected: "given with --password-stdin",
         });
     }
+    let env_password = env_var("SHIP_REGISTRY_PASSWORD").map(Secret::new);
+    let env_username = env_var("SHIP_REGISTRY_USERNAME");
+    if env_password.is_some() && env_username.is_none() && flag_password.is_none() {
+        return Err(Error::PasswordWithoutUser);
+    }
     Ok(crate::registry::auth::Inputs {
         flag_username: args.username.clone(),
         flag_password,
-        env_username: env_var("SHIP_REGISTRY_USERNAME"),
-        env_password: env_var("SHIP_REGISTRY_PASSWORD").map(Secret::new),
+        env_username,
+        env_password,
         github_token: env_var("GITHUB_TOKEN").map(Secret::new),
         github_actor: env_var("GITHUB_ACTOR"),
     })
@@ -557,18 +754,30 @@ pub fn cache_dir() -> Option<PathBuf> {
         .map(|d| d.join("ship"))
 }
 
+/// `--timeout` and `--request-timeout` over the defaults.
+pub fn timeouts(overall: Option<&str>, request: Option<&str>) -> Result<crate::net::Timeouts, Error> {
+    let parse = |flag: &'static str, v: Option<&str>| {
+        v.map(|v| {
+            crate::net::parse_duration(v).filter(|d| !d.is_zero()).ok_or_else(|| Error::BadValue {
+                flag,
+                value: v.to_string(),
+                expected: "a duration like 90s, 10m or 1h",
+            })
+        })
+        .transpose()
+    };
+    Ok(crate::net::Timeouts::with(parse("--timeout", overall)?, parse("--request-timeout", request)?))
+}
+
 /// The cache bucket from flags, [cache] and AWS_REGION. The AWS SDK reads the credentials.
-pub fn resolve_cache(
-    args: &crate::cli::S3Args,
-    loaded: &Loaded,
-) -> Result<crate::cache::Settings, crate::cache::Error> {
+pub fn resolve_cache(args: &crate::cli::S3Args, loaded: &Loaded) -> Result<crate::cache::Settings, Error> {
     let c = &loaded.file.cache;
     let bucket = args
         .bucket
         .clone()
         .or_else(|| c.bucket.clone())
         .filter(|b| !b.is_empty())
-        .ok_or(crate::cache::Error::NoBucket)?;
+        .ok_or(Error::Cache(crate::cache::Error::NoBucket))?;
     Ok(crate::cache::Settings {
         bucket,
         region: args
@@ -578,7 +787,10 @@ pub fn resolve_cache(
             .or_else(|| env_var("AWS_REGION"))
             .unwrap_or_else(|| "us-east-1".into()),
         endpoint: args.endpoint.clone().or_else(|| c.endpoint.clone()).filter(|e| !e.is_empty()),
-        prefix: args.prefix.clone().or_else(|| c.prefix.clone()).unwrap_or_else(|| "sccache".into()),
+        prefix: crate::cache::normalize_prefix(
+            args.prefix.as_deref().or(c.prefix.as_deref()).unwrap_or(crate::cache::DEFAULT_PREFIX),
+        ),
+        timeouts: timeouts(args.timeout.as_deref(), args.request_timeout.as_deref())?,
     })
 }
 
@@ -591,7 +803,8 @@ fn build_cache(loaded: &Loaded) -> Option<build::sccache::S3> {
         bucket: env_var("SCCACHE_BUCKET")?,
         region: env_var("SCCACHE_REGION").or_else(|| env_var("AWS_REGION")).unwrap_or_else(|| "us-east-1".into()),
         endpoint: env_var("SCCACHE_ENDPOINT"),
-        prefix: env_var("SCCACHE_S3_KEY_PREFIX").unwrap_or_default(),
+        prefix: crate::cache::normalize_prefix(&env_var("SCCACHE_S3_KEY_PREFIX").unwrap_or_default()),
+        timeouts: crate::net::Timeouts::default(),
     })
 }
 
@@ -668,13 +881,8 @@ pub fn resolve_image(
         }
     };
 
-    let mut ports = Vec::new();
-    for p in &toml.ports {
-        ports.push(match p {
-            PortValue::Number(n) => parse_port(&n.to_string())?,
-            PortValue::Text(s) => parse_port(s)?,
-        });
-    }
+    // ship.toml's values were checked when it was read.
+    let mut ports = toml.ports.clone();
     for p in &args.ports {
         ports.push(parse_port(p)?);
     }
@@ -692,7 +900,7 @@ pub fn resolve_image(
 
     let mut files = Vec::new();
     for f in &toml.files {
-        files.push(parse_file(f, &toml_dir)?);
+        files.push(parse_file(f, &toml_dir).map_err(|e| loaded.value_error("files", f, e))?);
     }
     for f in &args.files {
         files.push(parse_file(f, Path::new("."))?);
@@ -700,19 +908,10 @@ pub fn resolve_image(
 
     let compression = match args.compression.as_deref().or(toml.compression.as_deref()) {
         None => Compression::default(),
-        Some(c) => Compression::parse(c).ok_or_else(|| Error::BadValue {
-            flag: "--compression",
-            value: c.into(),
-            expected: "gzip, zstd or none",
-        })?,
+        Some(c) => parse_compression(c)?,
     };
     let user = parse_user(args.user.as_deref().or(toml.user.as_deref()).unwrap_or("65532:65532"))?;
-    let workdir = match args.workdir.clone().or_else(|| toml.workdir.clone()) {
-        Some(w) if !w.starts_with('/') => {
-            return Err(Error::BadValue { flag: "--workdir", value: w, expected: "an absolute path" });
-        }
-        w => w,
-    };
+    let workdir = args.workdir.clone().or_else(|| toml.workdir.clone()).map(parse_workdir).transpose()?;
     let ca_bundle = args.ca_bundle.clone().or_else(|| toml.ca_bundle.as_ref().map(|p| toml_dir.join(p)));
     let base = parse_base(args.base.as_deref().or(toml.base.as_deref()).unwrap_or("ship"), ca_bundle)?;
 
@@ -746,11 +945,12 @@ pub fn resolve_image(
     }
     for l in &args.labels {
         let (k, v) = split_kv("--label", l, "KEY=VALUE with a non-empty KEY")?;
+        check_label_key(&k)?;
         labels.insert(k, v);
     }
 
     let default_ref = image_name.clone().unwrap_or_else(|| name.clone());
-    let output = parse_output(&args.output, &default_ref)?;
+    let output = parse_output("--output", &args.output, &default_ref)?;
 
     Ok(ImageSettings {
         request: image::Request {
@@ -777,18 +977,24 @@ mod tests {
 
     #[test]
     fn outputs() {
-        assert_eq!(parse_output("oci:out", "x").unwrap(), Output::Layout { dir: "out".into(), tag: "latest".into() });
-        assert_eq!(parse_output("oci:/a/b:v1", "x").unwrap(), Output::Layout { dir: "/a/b".into(), tag: "v1".into() });
         assert_eq!(
-            parse_output("docker-archive:x.tar", "ghcr.io/acme/app").unwrap(),
+            parse_output("--output", "oci:out", "x").unwrap(),
+            Output::Layout { dir: "out".into(), tag: "latest".into() }
+        );
+        assert_eq!(
+            parse_output("--output", "oci:/a/b:v1", "x").unwrap(),
+            Output::Layout { dir: "/a/b".into(), tag: "v1".into() }
+        );
+        assert_eq!(
+            parse_output("--output", "docker-archive:x.tar", "ghcr.io/acme/app").unwrap(),
             Output::Archive { file: "x.tar".into(), repo_tag: "ghcr.io/acme/app:latest".into() }
         );
         assert_eq!(
-            parse_output("docker-archive:x.tar:hello:2", "x").unwrap(),
+            parse_output("--output", "docker-archive:x.tar:hello:2", "x").unwrap(),
             Output::Archive { file: "x.tar".into(), repo_tag: "hello:2".into() }
         );
         for bad in ["out", "oci:", "oci:d:bad tag", "oci:d:-x", "docker-archive:", "docker-archive:f:UP"] {
-            assert!(parse_output(bad, "x").is_err(), "{bad}");
+            assert!(parse_output("--output", bad, "x").is_err(), "{bad}");
         }
     }
 
@@ -823,11 +1029,27 @@ mod tests {
     }
 
     #[test]
-    fn source_urls_lose_credentials() {
-        assert_eq!(public_source_url("https://x:ghp_secret@github.com/a/b.git").unwrap(), "https://github.com/a/b");
-        assert_eq!(public_source_url("git@github.com:a/b.git").unwrap(), "https://github.com/a/b");
-        assert_eq!(public_source_url("ssh://git@github.com:22/a/b").unwrap(), "https://github.com/a/b");
-        assert_eq!(public_source_url("/local/path"), None);
+    fn source_urls_keep_only_scheme_host_and_path() {
+        let clean = "https://github.com/a/b";
+        for remote in [
+            "https://x:ghp_secret@github.com/a/b.git",
+            "https://ghp_secret@github.com/a/b",
+            "https://github.com/a/b?access_token=ghp_secret",
+            "https://github.com/a/b.git#ghp_secret",
+            "https://oauth2:ghp_secret@GitHub.com:443/a/b/?x=1#y",
+            "git@github.com:a/b.git",
+            "ghp_secret@github.com:a/b.git?token=ghp_secret",
+            "ssh://git@github.com:22/a/b",
+            "ssh://git:ghp_secret@github.com/a/b.git",
+            "git+ssh://git@github.com/a/b",
+        ] {
+            let got = public_source_url(remote).unwrap_or_else(|| panic!("{remote}"));
+            assert_eq!(got, clean, "{remote}");
+        }
+        assert_eq!(public_source_url("http://git.internal:8080/a/b").unwrap(), "http://git.internal/a/b");
+        for local in ["/local/path", "file:///srv/repo.git", "../relative", ""] {
+            assert_eq!(public_source_url(local), None, "{local}");
+        }
     }
 
     #[test]

@@ -6,9 +6,11 @@
 
 pub mod build;
 pub mod cache;
+pub mod cleanup;
 pub mod cli;
 pub mod config;
 pub mod image;
+pub mod net;
 pub mod registry;
 pub mod report;
 pub mod toolchain;
@@ -37,6 +39,8 @@ pub enum Error {
     Reference(#[from] registry::reference::Error),
     #[error(transparent)]
     Cache(#[from] cache::Error),
+    #[error("ship doctor found {0} problem{s}; the fix: lines above say what to do", s = if *.0 == 1 { "" } else { "s" })]
+    Doctor(usize),
 }
 
 impl Error {
@@ -49,6 +53,7 @@ impl Error {
             Error::Registry(e) => e.hint(),
             Error::Reference(e) => e.hint(),
             Error::Cache(e) => e.hint(),
+            Error::Doctor(_) => None,
         }
     }
 }
@@ -162,12 +167,13 @@ fn registry_client(
 ) -> Result<registry::client::Client, Error> {
     let inputs = config::registry_inputs(args, &mut std::io::stdin())?;
     let creds = registry::auth::resolve(&reference.registry, &inputs);
-    Ok(registry::client::Client::new(&reference.registry, &args.insecure, creds, verbose)?)
+    let timeouts = config::timeouts(args.timeout.as_deref(), args.request_timeout.as_deref())?;
+    Ok(registry::client::Client::new(&reference.registry, &args.insecure, creds, verbose, timeouts)?)
 }
 
 fn pull_command(cmd: &PullCommand, report: &Reporter, verbose: bool) -> Result<(), Error> {
     let reference = registry::Reference::parse(&cmd.reference)?;
-    let (dir, tag) = config::parse_layout_ref(&cmd.output)?;
+    let (dir, tag) = config::parse_layout_ref("--output", &cmd.output)?;
     let platform = config::parse_platform(cmd.platform.as_deref())?;
     let client = registry_client(&reference, &cmd.registry, verbose)?;
     report.step(format!(
@@ -178,8 +184,9 @@ fn pull_command(cmd: &PullCommand, report: &Reporter, verbose: bool) -> Result<(
     ));
     let staging = tempfile::tempdir()
         .map_err(|e| registry::Error::Io { context: "making a staging directory".into(), source: e })?;
+    let _interrupt = cleanup::tree(staging.path());
     let image = registry::pull::pull(&client, &reference, &platform, staging.path())?;
-    image::layout::write(&image, &dir, &tag)?;
+    image::layout::write(&image, &dir, &tag, &|m| report.step(m))?;
     report.step(format!(
         "wrote oci:{}:{tag} ({} layers, {} requests)",
         dir.display(),
@@ -205,6 +212,8 @@ fn image_command(args: &ImageArgs, loaded: &config::Loaded, report: &Reporter, v
     };
     // A base from a registry is pulled into a staging layout first; image assembly stays offline.
     let staging;
+    let _staging_guard;
+    let mut base_label = None;
     let mut args = args.clone();
     if let Some(base) = config::registry_base(&args, loaded) {
         let platform = image::binary_platform(&binary)?;
@@ -212,14 +221,18 @@ fn image_command(args: &ImageArgs, loaded: &config::Loaded, report: &Reporter, v
         report.step(format!("pulling the base {base} ({}/{})", platform.os, platform.architecture));
         staging = tempfile::tempdir()
             .map_err(|e| registry::Error::Io { context: "making a staging directory".into(), source: e })?;
+        _staging_guard = cleanup::tree(staging.path());
         let pulled = registry::pull::pull(&client, &base, &platform, staging.path())?;
         let layout_dir = staging.path().join("layout");
-        image::layout::write(&pulled, &layout_dir, "base")?;
+        image::layout::write(&pulled, &layout_dir, "base", &|m| report.step(m))?;
         args.base = Some(format!("oci:{}:base", layout_dir.display()));
-        args.labels.push(format!("{LABEL_BASE}={}/{}@{}", base.registry, base.repository, pulled.manifest_digest));
+        base_label = Some(format!("{}/{}@{}", base.registry, base.repository, pulled.manifest_digest));
     }
     let args = &args;
-    let settings = config::resolve_image(args, loaded, &binary, built.as_ref())?;
+    let mut settings = config::resolve_image(args, loaded, &binary, built.as_ref())?;
+    if let Some(b) = base_label {
+        settings.request.labels.insert(LABEL_BASE.to_string(), b);
+    }
     let req = &settings.request;
     report.step(format!(
         "assembling {} from {} ({} layers, {})",
@@ -237,7 +250,7 @@ fn image_command(args: &ImageArgs, loaded: &config::Loaded, report: &Reporter, v
         report.step(format!("layer {}: {} {}", i + 1, l.digest, human_bytes(l.size)));
     }
     match &settings.output {
-        Output::Layout { dir, tag } => image::layout::write(&image, dir, tag)?,
+        Output::Layout { dir, tag } => image::layout::write(&image, dir, tag, &|m| report.step(m))?,
         Output::Archive { file, repo_tag } => image::archive::write(&image, file, repo_tag)?,
     }
     report.step(format!("wrote {} ({}/{})", settings.output, image.platform.os, image.platform.architecture));
@@ -327,7 +340,7 @@ impl registry::push::Progress for PushProgress {
 
 fn push_command(cmd: &PushCommand, report: &Reporter, verbose: bool) -> Result<(), Error> {
     let reference = registry::Reference::parse(&cmd.reference)?;
-    let (dir, tag) = config::parse_layout_ref(&cmd.from)?;
+    let (dir, tag) = config::parse_layout_ref("--from", &cmd.from)?;
     let image = image::layout::load(&dir, &tag)?;
     if let Some(d) = &reference.digest {
         if *d != image.manifest_digest {
@@ -407,9 +420,11 @@ fn doctor_command(cmd: &DoctorCommand, config_path: Option<&std::path::Path>) ->
     let mut problems = 0;
     let mut line = |ok: bool, what: String, fix: Option<&str>| {
         println!("{} {what}", if ok { "ok  " } else { "FAIL" });
-        if let (false, Some(f)) = (ok, fix) {
-            println!("     fix: {f}");
+        if !ok {
             problems += 1;
+            if let Some(f) = fix {
+                println!("     fix: {f}");
+            }
         }
     };
     let loaded = match config::load(config_path) {
@@ -452,30 +467,27 @@ fn doctor_command(cmd: &DoctorCommand, config_path: Option<&std::path::Path>) ->
     }
     let reference = cmd.image.clone().or_else(|| loaded.file.image.name.clone());
     match reference.map(|r| registry::Reference::parse(&r)) {
-        Some(Ok(r)) => {
-            let inputs = config::registry_inputs(&RegistryArgs::default(), &mut std::io::empty())?;
-            let creds = registry::auth::resolve(&r.registry, &inputs);
-            let anonymous = creds.source == registry::auth::Source::Anonymous;
-            line(
-                !anonymous,
-                format!("credentials for {}: {}", r.registry, creds.source.describe()),
-                Some(
-                    "set SHIP_REGISTRY_USERNAME/SHIP_REGISTRY_PASSWORD (GITHUB_TOKEN for ghcr.io), or docker/podman login",
-                ),
-            );
-        }
+        Some(Ok(r)) => match config::registry_inputs(&RegistryArgs::default(), &mut std::io::empty()) {
+            Ok(inputs) => {
+                let creds = registry::auth::resolve(&r.registry, &inputs);
+                let anonymous = creds.source == registry::auth::Source::Anonymous;
+                line(
+                    !anonymous,
+                    format!("credentials for {}: {}", r.registry, creds.source.describe()),
+                    Some(
+                        "set SHIP_REGISTRY_USERNAME/SHIP_REGISTRY_PASSWORD (GITHUB_TOKEN for ghcr.io), or docker/podman login",
+                    ),
+                );
+            }
+            Err(e) => line(false, format!("credentials for {}: {e}", r.registry), e.hint().as_deref()),
+        },
         Some(Err(e)) => line(false, format!("image name: {e}"), e.hint().as_deref()),
         None => println!(
             "warn no image name: set [image] name in ship.toml or pass --image REF to check registry credentials"
         ),
     }
     if problems > 0 {
-        return Err(config::Error::BadValue {
-            flag: "ship doctor",
-            value: format!("{problems} problem(s)"),
-            expected: "no problems",
-        }
-        .into());
+        return Err(Error::Doctor(problems));
     }
     Ok(())
 }
@@ -483,9 +495,9 @@ fn doctor_command(cmd: &DoctorCommand, config_path: Option<&std::path::Path>) ->
 fn cache_command(cmd: cli::CacheCommand, loaded: &config::Loaded) -> Result<(), Error> {
     use cli::CacheCommand as C;
     match cmd {
-        C::Init { s3, expire_days, versioning } => {
+        C::Init { s3, expire_days, noncurrent_days, versioning } => {
             let s = config::resolve_cache(&s3, loaded)?;
-            let changed = cache::init(&s, expire_days, versioning)?;
+            let changed = cache::init(&s, expire_days, noncurrent_days, versioning)?;
             if changed.is_empty() {
                 eprintln!("bucket {} is already set up; nothing changed", s.bucket);
             }
@@ -494,11 +506,8 @@ fn cache_command(cmd: cli::CacheCommand, loaded: &config::Loaded) -> Result<(), 
             }
         }
         C::Policy { s3 } => {
-            let bucket =
-                s3.bucket.clone().or_else(|| loaded.file.cache.bucket.clone()).ok_or(cache::Error::NoBucket)?;
-            let prefix =
-                s3.prefix.clone().or_else(|| loaded.file.cache.prefix.clone()).unwrap_or_else(|| "sccache".into());
-            println!("{}", serde_json::to_string_pretty(&cache::policy(&bucket, &prefix)).expect("JSON"));
+            let s = config::resolve_cache(&s3, loaded)?;
+            println!("{}", serde_json::to_string_pretty(&cache::policy(&s.bucket, &s.prefix)).expect("JSON"));
         }
         C::Stats {
             s3,
@@ -525,6 +534,12 @@ fn cache_command(cmd: cli::CacheCommand, loaded: &config::Loaded) -> Result<(), 
             } else {
                 println!("bucket:   {} (prefix {:?})", st.bucket, st.prefix);
                 println!("objects:  {} ({})", st.objects, human_bytes(st.bytes));
+                match (st.noncurrent_objects, st.noncurrent_bytes) {
+                    (Some(n), Some(b)) => {
+                        println!("old versions: {n} ({}), counted in the storage cost", human_bytes(b))
+                    }
+                    _ => println!("old versions: unknown (the store cannot list versions)"),
+                }
                 println!("oldest:   {}", st.oldest.as_deref().unwrap_or("-"));
                 println!("newest:   {}", st.newest.as_deref().unwrap_or("-"));
                 for (p, v) in &st.by_prefix {

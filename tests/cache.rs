@@ -90,8 +90,9 @@ fn init_is_idempotent_and_reads_back_exactly() {
     let r = &rules[0];
     assert_eq!(r["ID"], "ship-sccache-expiry");
     assert_eq!(r["Status"], "Enabled");
-    assert_eq!(r["Filter"]["Prefix"], "ci");
+    assert_eq!(r["Filter"]["Prefix"], "ci/", "a prefix names a folder");
     assert_eq!(r["Expiration"]["Days"], 14);
+    assert_eq!(r["NoncurrentVersionExpiration"]["NoncurrentDays"], 1);
     assert_eq!(r["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"], 1);
     let versioning = moto.boto("print(s3.get_bucket_versioning(Bucket='acme-sccache').get('Status'))");
     assert_eq!(versioning.trim(), "Enabled");
@@ -155,6 +156,99 @@ fn stats_match_what_was_put_and_prune_removes_only_old_objects() {
     assert!(stdout.contains("deleted 4 objects") && stdout.contains("kept 1"), "{stdout}");
     let left = moto.boto("print(sorted(o['Key'] for o in s3.list_objects_v2(Bucket='bkt')['Contents']))");
     assert_eq!(left.trim(), "['ci/x86_64/new', 'elsewhere/ignored']");
+}
+
+#[test]
+fn keys_beside_the_prefix_are_never_pruned_nor_under_the_rule() {
+    let moto = Moto::start();
+    let t = TempDir::new();
+    let e = moto.endpoint();
+    assert!(cache_cmd(&t, &["init", "--bucket", "bkt", "--endpoint", &e, "--prefix", "sccache"]).0);
+    moto.boto(
+        "for k in ['sccache/x86_64/a', 'sccache/b', 'sccache-prod-backups/db.dump', 'sccachefoo', 'other/sccache/c']:\n    s3.put_object(Bucket='bkt', Key=k, Body=b'x' * 10)",
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let (success, stdout, stderr) = cache_cmd(
+        &t,
+        &["prune", "--bucket", "bkt", "--endpoint", &e, "--prefix", "sccache", "--older-than", "1s", "--json"],
+    );
+    assert!(success, "{stderr}");
+    let r: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(r["deleted"], serde_json::json!(["sccache/b", "sccache/x86_64/a"]), "{r}");
+    let left = moto.boto("print(sorted(o['Key'] for o in s3.list_objects_v2(Bucket='bkt')['Contents']))");
+    assert_eq!(left.trim(), "['other/sccache/c', 'sccache-prod-backups/db.dump', 'sccachefoo']");
+    // The lifecycle rule's filter is the folder, so S3 would not expire the neighbours either.
+    let filter =
+        moto.boto("print(s3.get_bucket_lifecycle_configuration(Bucket='bkt')['Rules'][0]['Filter']['Prefix'])");
+    assert_eq!(filter.trim(), "sccache/");
+    for beside in ["sccache-prod-backups/db.dump", "sccachefoo"] {
+        assert!(!beside.starts_with(filter.trim()), "{beside} is under the rule's filter");
+    }
+    let (_, stdout, _) =
+        cache_cmd(&t, &["stats", "--bucket", "bkt", "--endpoint", &e, "--prefix", "sccache", "--json"]);
+    let st: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!((st["prefix"].as_str(), st["objects"].as_u64()), (Some("sccache/"), Some(0)), "{st}");
+    let (_, policy, _) = cache_cmd(&t, &["policy", "--bucket", "bkt", "--prefix", "sccache"]);
+    let policy: serde_json::Value = serde_json::from_str(&policy).unwrap();
+    assert_eq!(policy["Statement"][0]["Resource"][0], "arn:aws:s3:::bkt/sccache/*");
+    assert_eq!(policy["Statement"][1]["Condition"]["StringLike"]["s3:prefix"][0], "sccache/*");
+}
+
+#[test]
+fn old_versions_are_reported_and_costed() {
+    let moto = Moto::start();
+    let t = TempDir::new();
+    let e = moto.endpoint();
+    assert!(cache_cmd(&t, &["init", "--bucket", "vbkt", "--endpoint", &e, "--prefix", "ci", "--versioning"]).0);
+    // Two writes of one key (one old version) and a key written then pruned (one old version).
+    moto.boto(
+        "s3.put_object(Bucket='vbkt', Key='ci/k', Body=b'a' * 1000)\n\
+         s3.put_object(Bucket='vbkt', Key='ci/k', Body=b'b' * 2000)\n\
+         s3.put_object(Bucket='vbkt', Key='ci/gone', Body=b'c' * 300)\n\
+         s3.put_object(Bucket='vbkt', Key='outside', Body=b'd' * 5)\n\
+         s3.put_object(Bucket='vbkt', Key='outside', Body=b'e' * 5)",
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    moto.boto("s3.put_object(Bucket='vbkt', Key='ci/k', Body=b'f' * 4000)");
+    let (success, _, stderr) =
+        cache_cmd(&t, &["prune", "--bucket", "vbkt", "--endpoint", &e, "--prefix", "ci", "--older-than", "1s"]);
+    assert!(success, "{stderr}");
+    let (success, stdout, stderr) =
+        cache_cmd(&t, &["stats", "--bucket", "vbkt", "--endpoint", &e, "--prefix", "ci", "--json"]);
+    assert!(success, "{stderr}");
+    let st: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!((st["objects"].as_u64(), st["bytes"].as_u64()), (Some(1), Some(4000)), "{st}");
+    // ci/k: 1000 and 2000 are old; ci/gone: 300 is old (its delete left a marker).
+    assert_eq!((st["noncurrent_objects"].as_u64(), st["noncurrent_bytes"].as_u64()), (Some(3), Some(3300)), "{st}");
+    let storage = (4000.0 + 3300.0) / 1e9 * 0.023;
+    assert!((st["monthly_cost_storage"].as_f64().unwrap() - storage).abs() < 1e-12, "{st}");
+    let (_, human, _) = cache_cmd(&t, &["stats", "--bucket", "vbkt", "--endpoint", &e, "--prefix", "ci"]);
+    assert!(human.contains("old versions: 3 (3.3 kB), counted in the storage cost"), "{human}");
+}
+
+#[test]
+fn a_stalled_s3_endpoint_fails_within_the_deadline_naming_the_timeout() {
+    // Accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c);
+        }
+    });
+    let t = TempDir::new();
+    let start = std::time::Instant::now();
+    let (success, _, stderr) = cache_cmd(
+        &t,
+        &["stats", "--bucket", "bkt", "--endpoint", &endpoint, "--timeout", "6s", "--request-timeout", "2s"],
+    );
+    let took = start.elapsed();
+    assert!(!success);
+    assert!(took < std::time::Duration::from_secs(20), "took {took:?} against a 6 s deadline");
+    let error = stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_default();
+    assert!(error.contains("timed out") || error.contains("overall deadline of 6 s"), "{stderr}");
+    assert!(stderr.lines().any(|l| l.starts_with("hint: ")), "{stderr}");
 }
 
 /// An S3 stand-in that denies everything with S3's documented AccessDenied error.

@@ -137,3 +137,146 @@ fn help_lists_only_implemented_commands() {
         );
     }
 }
+
+#[test]
+fn a_fifo_or_device_as_binary_is_refused_at_once() {
+    let t = TempDir::new();
+    ok(std::process::Command::new("mkfifo").arg(t.join("fifo")));
+    for binary in [t.join("fifo"), "/dev/zero".into()] {
+        let mut child = ship()
+            .args(["image", "--binary"])
+            .arg(&binary)
+            .args(["--output", &format!("oci:{}", t.join("out").display())])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if start.elapsed() > std::time::Duration::from_secs(20) {
+                let _ = child.kill();
+                panic!("ship image --binary {} blocked", binary.display());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains("is not a regular file"), "{stderr}");
+        assert!(!t.join("out").exists());
+    }
+}
+
+#[test]
+fn a_dynamically_linked_binary_needs_a_base_with_a_libc() {
+    let t = TempDir::new();
+    // Any dynamically linked program of this machine will do.
+    let dynamic = t.join("true");
+    std::fs::copy("/bin/true", &dynamic).unwrap();
+    for base in ["ship", "scratch"] {
+        let c = case(
+            &[
+                "--binary",
+                dynamic.to_str().unwrap(),
+                "--base",
+                base,
+                "--output",
+                &format!("oci:{}", t.join("out").display()),
+            ],
+            "is linked dynamically",
+        );
+        assert_fails_cleanly(&t, &c, &t.join("out"));
+        let mut cmd = ship();
+        cmd.args(["image", "--binary"])
+            .arg(&dynamic)
+            .args(["--base", base, "--output"])
+            .arg(format!("oci:{}", t.join("out").display()));
+        let (_, _, stderr) = run(&mut cmd);
+        assert!(stderr.contains("needs /lib") && stderr.contains("has no C library"), "{stderr}");
+        assert!(stderr.contains("hint: build it statically"), "{stderr}");
+    }
+    // On a base from a layout (which may well have a libc), it is accepted.
+    let base = t.join("base");
+    ok(ship()
+        .args(["image", "--quiet", "--binary"])
+        .arg(hello_service())
+        .arg("--output")
+        .arg(format!("oci:{}:b", base.display())));
+    ok(ship().args(["image", "--quiet", "--binary"]).arg(&dynamic).args([
+        "--base",
+        &format!("oci:{}:b", base.display()),
+        "--output",
+        &format!("oci:{}", t.join("ok").display()),
+    ]));
+}
+
+#[test]
+fn ship_toml_values_are_checked_when_read_and_named_with_file_key_and_line() {
+    let t = TempDir::new();
+    std::fs::write(t.join("ship.toml"), "[image]\nname = \"x\"\n\nports = [3000, 99999]\n").unwrap();
+    let out = format!("oci:{}", t.join("out").display());
+    let c = case(
+        &["--binary", hello_service().to_str().unwrap(), "--output", &out],
+        "[image] ports: \"99999\" is not a port",
+    );
+    assert_fails_cleanly(&t, &c, &t.join("out"));
+    let (_, _, stderr) =
+        run(ship().args(["image", "--binary"]).arg(hello_service()).args(["--output", &out]).current_dir(t.path()));
+    assert!(stderr.contains("ship.toml") && stderr.contains("(line 4)"), "{stderr}");
+    assert!(!stderr.contains("--port"), "no --port flag was given: {stderr}");
+
+    // ship doctor finds it too, and ends with its own sentence.
+    let (success, stdout, stderr) = run(ship().arg("doctor").current_dir(t.path()));
+    assert!(!success);
+    assert!(
+        stdout.contains("FAIL config:") && stdout.contains("[image] ports") && stdout.contains("line 4"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("error: ship doctor found 1 problem"), "{stderr}");
+
+    // A file named in ship.toml that cannot be read: the file, the key and the line.
+    std::fs::write(t.join("ship.toml"), "[image]\nfiles = [\"missing.conf:/etc/x\"]\n").unwrap();
+    let (_, _, stderr) =
+        run(ship().args(["image", "--binary"]).arg(hello_service()).args(["--output", &out]).current_dir(t.path()));
+    assert!(
+        stderr.contains("ship.toml: [image] files: \"missing.conf:/etc/x\"") && stderr.contains("(line 2)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--file"), "{stderr}");
+}
+
+#[test]
+fn labels_ship_writes_itself_are_refused_not_silently_replaced() {
+    let t = TempDir::new();
+    let out = format!("oci:{}", t.join("out").display());
+    let bin = hello_service();
+    let c = case(
+        &[
+            "--binary",
+            bin.to_str().unwrap(),
+            "--label",
+            "org.opencontainers.image.created=2020-01-01T00:00:00Z",
+            "--output",
+            &out,
+        ],
+        "the label org.opencontainers.image.created is ship's own",
+    );
+    assert_fails_cleanly(&t, &c, &t.join("out"));
+    let (_, _, stderr) = run(ship()
+        .args(["image", "--binary"])
+        .arg(&bin)
+        .args(["--label", "org.opencontainers.image.created=x", "--output", &out])
+        .current_dir(t.path()));
+    assert!(stderr.contains("hint: ship sets it from SOURCE_DATE_EPOCH: use --source-date-epoch"), "{stderr}");
+    let c = case(
+        &["--binary", bin.to_str().unwrap(), "--label", "dev.ship.toolchain=mine", "--output", &out],
+        "is ship's own",
+    );
+    assert_fails_cleanly(&t, &c, &t.join("out"));
+    std::fs::write(t.join("ship.toml"), "[image]\nlabels = { \"dev.ship.target\" = \"x\" }\n").unwrap();
+    let c = case(
+        &["--binary", bin.to_str().unwrap(), "--output", &out],
+        "[image] labels: the label dev.ship.target is ship's own",
+    );
+    assert_fails_cleanly(&t, &c, &t.join("out"));
+}

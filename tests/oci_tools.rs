@@ -117,9 +117,10 @@ fn a_second_tag_keeps_the_first_and_json_matches_the_blobs() {
     build(&t, &[], &format!("oci:{}:one", layout.display()));
     let index = read_json(&layout.join("index.json"));
     assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
-    // No temporary files are left in the layout.
+    // No temporary files are left in the layout (the writers' lock file stays, empty).
+    assert_eq!(std::fs::read(layout.join(".ship-lock")).unwrap(), b"");
     assert!(
-        tree_bytes(&layout).keys().all(|k| !k.contains(".tmp") && !k.contains(".ship")),
+        tree_bytes(&layout).keys().all(|k| k == ".ship-lock" || (!k.contains(".tmp") && !k.contains(".ship"))),
         "{:?}",
         tree_bytes(&layout).keys()
     );

@@ -126,3 +126,51 @@ fn labels_and_timestamps_come_from_cargo_toml_and_git() {
         "SOURCE_DATE_EPOCH overrides the commit time"
     );
 }
+
+#[test]
+fn source_labels_carry_only_scheme_host_and_path_whatever_the_remote_holds() {
+    let t = TempDir::new();
+    let project = t.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("Cargo.toml"), "[package]\nname = \"svc\"\nversion = \"1.0.0\"\n").unwrap();
+    git(&project, &["init", "-q"]);
+    git(&project, &["add", "Cargo.toml"]);
+    git(&project, &["commit", "-q", "-m", "init"]);
+    git(&project, &["remote", "add", "origin", "https://example.com/placeholder"]);
+    let layout = t.join("layout");
+    let image = |tag: &str| {
+        let mut cmd = ship();
+        cmd.args(["image", "--quiet", "--binary"])
+            .arg(hello_service())
+            .arg("--manifest-path")
+            .arg(project.join("Cargo.toml"))
+            .args(["--output", &format!("oci:{}:{tag}", layout.display())]);
+        let (success, stdout, stderr) = run(&mut cmd);
+        assert!(success, "{stderr}");
+        assert!(!format!("{stdout}{stderr}").contains("tok3n"), "a token was printed");
+        config_of(&layout, tag)["config"]["Labels"]["org.opencontainers.image.source"].clone()
+    };
+    let remotes = [
+        "https://bot:tok3n@github.com/acme/svc.git",
+        "https://github.com/acme/svc?access_token=tok3n",
+        "https://github.com/acme/svc.git#tok3n",
+        "https://tok3n@github.com/acme/svc/",
+        "ssh://git:tok3n@github.com:2222/acme/svc.git",
+        "git@github.com:acme/svc.git",
+    ];
+    for (i, remote) in remotes.iter().enumerate() {
+        git(&project, &["remote", "set-url", "origin", remote]);
+        assert_eq!(image(&format!("r{i}")), "https://github.com/acme/svc", "{remote}");
+    }
+    // Cargo's repository field goes through the same cleaner, and wins over the remote.
+    std::fs::write(
+        project.join("Cargo.toml"),
+        "[package]\nname = \"svc\"\nversion = \"1.0.0\"\nrepository = \"https://x:tok3n@gitlab.com/acme/svc?private_token=tok3n#frag\"\n",
+    )
+    .unwrap();
+    assert_eq!(image("cargo"), "https://gitlab.com/acme/svc");
+    for blob in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let bytes = std::fs::read(blob.unwrap().path()).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("tok3n"), "a token reached a blob");
+    }
+}

@@ -1,17 +1,20 @@
 //! The S3 bucket sccache writes to: set it up (lifecycle, versioning), print the IAM policy CI
 //! needs, report size and cost, prune old objects. aws-sdk-s3; never runs cargo.
 
+use crate::net::{self, Timeouts};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus,
     CreateBucketConfiguration, Delete, ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
-    ObjectIdentifier, VersioningConfiguration,
+    NoncurrentVersionExpiration, ObjectIdentifier, VersioningConfiguration,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// The lifecycle rule ship manages; other rules in the bucket are kept as they are.
 pub const RULE_ID: &str = "ship-sccache-expiry";
+/// The folder of the bucket the cache lives in when none is given.
+pub const DEFAULT_PREFIX: &str = "sccache/";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -19,6 +22,8 @@ pub enum Error {
     AccessDenied { bucket: String, op: &'static str },
     #[error("cannot reach S3 at {endpoint}: {detail}")]
     Unreachable { endpoint: String, detail: String },
+    #[error("gave up on S3 at {endpoint}: {op} did not finish within the overall deadline of {overall}")]
+    Deadline { endpoint: String, op: &'static str, overall: String },
     #[error("the bucket {0} does not exist")]
     NoSuchBucket(String),
     #[error("S3 answered {code} to {op}: {message}")]
@@ -34,6 +39,7 @@ impl Error {
         Some(match self {
             Error::AccessDenied { .. } => "use credentials with the permissions `ship cache policy` prints (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or GitHub OIDC web identity)".into(),
             Error::Unreachable { .. } => "check --endpoint (or [cache] endpoint) and the network; for S3 itself leave the endpoint empty".into(),
+            Error::Deadline { .. } => "S3 is slow or stalled: check the endpoint, or allow more time with --timeout (e.g. --timeout 30m)".into(),
             Error::NoSuchBucket(_) => "create it with `ship cache init --bucket NAME`".into(),
             Error::NoBucket => "pass --bucket NAME or set [cache] bucket in ship.toml".into(),
             Error::BadDuration(_) => "write a number and a unit: 30d, 12h, 90m or 45s".into(),
@@ -49,7 +55,22 @@ pub struct Settings {
     pub region: String,
     /// For S3-compatible stores (R2, MinIO); path-style addressing is used with it.
     pub endpoint: Option<String>,
+    /// A folder of the bucket: empty (the whole bucket) or ending in `/`, never a bare string
+    /// prefix (`sccache` would also match `sccache-backups/`). See [`normalize_prefix`].
     pub prefix: String,
+    pub timeouts: Timeouts,
+}
+
+impl Settings {
+    fn endpoint_name(&self) -> String {
+        self.endpoint.clone().unwrap_or_else(|| format!("s3.{}.amazonaws.com", self.region))
+    }
+}
+
+/// `sccache` → `sccache/`, `/ci/x` → `ci/x/`, `` → `` (the whole bucket): a prefix names a folder.
+pub fn normalize_prefix(prefix: &str) -> String {
+    let p = prefix.trim_start_matches('/');
+    if p.is_empty() || p.ends_with('/') { p.to_string() } else { format!("{p}/") }
 }
 
 fn map_err<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
@@ -58,10 +79,16 @@ fn map_err<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
     e: SdkError<E>,
 ) -> Error {
     match &e {
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => Error::Unreachable {
-            endpoint: s.endpoint.clone().unwrap_or_else(|| format!("s3.{}.amazonaws.com", s.region)),
-            detail: format!("{e}"),
+        SdkError::TimeoutError(_) => Error::Unreachable {
+            endpoint: s.endpoint_name(),
+            detail: format!(
+                "timed out: {op} took longer than {} in all (its attempts and retries)",
+                net::human_duration(s.timeouts.overall)
+            ),
         },
+        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            Error::Unreachable { endpoint: s.endpoint_name(), detail: net::describe(&e, &s.timeouts) }
+        }
         _ => {
             let code = e.code().unwrap_or("unknown").to_string();
             match code.as_str() {
@@ -92,10 +119,19 @@ struct S3 {
 impl S3 {
     fn new(s: &Settings) -> S3 {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+        let t = s.timeouts;
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(t.connect)
+            .read_timeout(t.request)
+            .operation_attempt_timeout(t.request)
+            .operation_timeout(t.overall)
+            .build();
         let client = rt.block_on(async {
             // The standard chain: environment, profile, web identity (GitHub OIDC), IMDS.
             let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
                 .region(aws_config::Region::new(s.region.clone()))
+                .timeout_config(timeouts)
+                .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
                 .load()
                 .await;
             let mut conf = aws_sdk_s3::config::Builder::from(&shared);
@@ -106,14 +142,30 @@ impl S3 {
         });
         S3 { rt, client, s: s.clone() }
     }
+
+    /// Run a command's S3 work under the overall deadline.
+    fn run<T>(&self, op: &'static str, work: impl std::future::Future<Output = Result<T, Error>>) -> Result<T, Error> {
+        self.rt.block_on(async {
+            tokio::time::timeout(self.s.timeouts.overall, work).await.unwrap_or_else(|_| {
+                Err(Error::Deadline {
+                    endpoint: self.s.endpoint_name(),
+                    op,
+                    overall: net::human_duration(self.s.timeouts.overall),
+                })
+            })
+        })
+    }
 }
 
-fn rule(prefix: &str, days: i32) -> LifecycleRule {
+/// ship's rule: current objects under the prefix expire after `days`; once replaced or deleted
+/// (with versioning on, a delete keeps the old version) they expire `noncurrent_days` later.
+fn rule(prefix: &str, days: i32, noncurrent_days: i32) -> LifecycleRule {
     LifecycleRule::builder()
         .id(RULE_ID)
         .status(ExpirationStatus::Enabled)
         .filter(LifecycleRuleFilter::builder().prefix(prefix).build())
         .expiration(LifecycleExpiration::builder().days(days).build())
+        .noncurrent_version_expiration(NoncurrentVersionExpiration::builder().noncurrent_days(noncurrent_days).build())
         .abort_incomplete_multipart_upload(AbortIncompleteMultipartUpload::builder().days_after_initiation(1).build())
         .build()
         .expect("id, status and filter are set")
@@ -121,9 +173,10 @@ fn rule(prefix: &str, days: i32) -> LifecycleRule {
 
 /// Create the bucket, set the lifecycle rule and (optionally) versioning. Idempotent: returns
 /// what it changed, empty if nothing.
-pub fn init(s: &Settings, expire_days: i32, versioning: bool) -> Result<Vec<String>, Error> {
-    let S3 { rt, client, s } = S3::new(s);
-    rt.block_on(async {
+pub fn init(s: &Settings, expire_days: i32, noncurrent_days: i32, versioning: bool) -> Result<Vec<String>, Error> {
+    let s3 = S3::new(s);
+    let (client, s) = (&s3.client, &s3.s);
+    s3.run("init", async {
         let mut changed = Vec::new();
         // HEAD first: in us-east-1, CreateBucket on a bucket you own answers 200, not an error.
         let exists = match client.head_bucket().bucket(&s.bucket).send().await {
@@ -132,7 +185,7 @@ pub fn init(s: &Settings, expire_days: i32, versioning: bool) -> Result<Vec<Stri
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => {
                 return Err(Error::AccessDenied { bucket: s.bucket.clone(), op: "HeadBucket" });
             }
-            Err(e) => return Err(map_err(&s, "HeadBucket", e)),
+            Err(e) => return Err(map_err(s, "HeadBucket", e)),
         };
         if !exists {
             let mut create = client.create_bucket().bucket(&s.bucket);
@@ -145,15 +198,15 @@ pub fn init(s: &Settings, expire_days: i32, versioning: bool) -> Result<Vec<Stri
             match create.send().await {
                 Ok(_) => changed.push(format!("created bucket {} in {}", s.bucket, s.region)),
                 Err(e) if e.as_service_error().is_some_and(|se| se.is_bucket_already_owned_by_you()) => {}
-                Err(e) => return Err(map_err(&s, "CreateBucket", e)),
+                Err(e) => return Err(map_err(s, "CreateBucket", e)),
             }
         }
         let existing: Vec<LifecycleRule> = match client.get_bucket_lifecycle_configuration().bucket(&s.bucket).send().await {
             Ok(out) => out.rules().to_vec(),
             Err(e) if e.code() == Some("NoSuchLifecycleConfiguration") => vec![],
-            Err(e) => return Err(map_err(&s, "GetBucketLifecycleConfiguration", e)),
+            Err(e) => return Err(map_err(s, "GetBucketLifecycleConfiguration", e)),
         };
-        let want = rule(&s.prefix, expire_days);
+        let want = rule(&s.prefix, expire_days, noncurrent_days);
         if !existing.iter().any(|r| *r == want) {
             let mut rules: Vec<LifecycleRule> = existing.into_iter().filter(|r| r.id() != Some(RULE_ID)).collect();
             rules.push(want);
@@ -164,9 +217,9 @@ pub fn init(s: &Settings, expire_days: i32, versioning: bool) -> Result<Vec<Stri
                 .lifecycle_configuration(config)
                 .send()
                 .await
-                .map_err(|e| map_err(&s, "PutBucketLifecycleConfiguration", e))?;
+                .map_err(|e| map_err(s, "PutBucketLifecycleConfiguration", e))?;
             changed.push(format!(
-                "lifecycle rule {RULE_ID}: objects under {:?} expire after {expire_days} days; incomplete multipart uploads are aborted after 1 day",
+                "lifecycle rule {RULE_ID}: objects under {:?} expire after {expire_days} days, replaced or deleted versions {noncurrent_days} days later; incomplete multipart uploads are aborted after 1 day",
                 s.prefix
             ));
         }
@@ -180,7 +233,7 @@ pub fn init(s: &Settings, expire_days: i32, versioning: bool) -> Result<Vec<Stri
                     .raw_response()
                     .and_then(|r| r.body().bytes())
                     .is_some_and(|b| String::from_utf8_lossy(b).contains("<Status>Enabled</Status>")),
-                Err(e) => return Err(map_err(&s, "GetBucketVersioning", e)),
+                Err(e) => return Err(map_err(s, "GetBucketVersioning", e)),
             };
             if !enabled {
                 let v = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
@@ -190,7 +243,7 @@ pub fn init(s: &Settings, expire_days: i32, versioning: bool) -> Result<Vec<Stri
                     .versioning_configuration(v)
                     .send()
                     .await
-                    .map_err(|e| map_err(&s, "PutBucketVersioning", e))?;
+                    .map_err(|e| map_err(s, "PutBucketVersioning", e))?;
                 changed.push("versioning enabled".into());
             }
         }
@@ -198,13 +251,9 @@ pub fn init(s: &Settings, expire_days: i32, versioning: bool) -> Result<Vec<Stri
     })
 }
 
-/// The least-privilege IAM policy CI needs for the cache.
+/// The least-privilege IAM policy CI needs for the cache. `prefix` is normalised (a folder).
 pub fn policy(bucket: &str, prefix: &str) -> serde_json::Value {
-    let objects = if prefix.is_empty() {
-        format!("arn:aws:s3:::{bucket}/*")
-    } else {
-        format!("arn:aws:s3:::{bucket}/{}/*", prefix.trim_end_matches('/'))
-    };
+    let objects = format!("arn:aws:s3:::{bucket}/{prefix}*");
     let mut list = serde_json::json!({
         "Sid": "ListTheCache",
         "Effect": "Allow",
@@ -212,8 +261,7 @@ pub fn policy(bucket: &str, prefix: &str) -> serde_json::Value {
         "Resource": [format!("arn:aws:s3:::{bucket}")],
     });
     if !prefix.is_empty() {
-        list["Condition"] =
-            serde_json::json!({"StringLike": {"s3:prefix": [format!("{}/*", prefix.trim_end_matches('/'))]}});
+        list["Condition"] = serde_json::json!({"StringLike": {"s3:prefix": [format!("{prefix}*")]}});
     }
     serde_json::json!({
         "Version": "2012-10-17",
@@ -265,6 +313,10 @@ pub struct Stats {
     pub prefix: String,
     pub objects: u64,
     pub bytes: u64,
+    /// Old versions kept by bucket versioning (replaced or deleted objects): they cost storage
+    /// until the lifecycle rule expires them. None when the store cannot list versions.
+    pub noncurrent_objects: Option<u64>,
+    pub noncurrent_bytes: Option<u64>,
     pub oldest: Option<String>,
     pub newest: Option<String>,
     pub by_prefix: BTreeMap<String, PrefixStats>,
@@ -277,19 +329,52 @@ pub struct Stats {
 /// One object: key, size, last modified (seconds since 1970).
 type Object = (String, u64, i64);
 
-fn list(s3: &S3) -> Result<Vec<Object>, Error> {
-    s3.rt.block_on(async {
-        let mut out = Vec::new();
-        let mut pages = s3.client.list_objects_v2().bucket(&s3.s.bucket).prefix(&s3.s.prefix).into_paginator().send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| map_err(&s3.s, "ListObjectsV2", e))?;
-            for o in page.contents() {
-                let modified = o.last_modified().map(|t| t.secs()).unwrap_or(0);
-                out.push((o.key().unwrap_or_default().to_string(), o.size().unwrap_or(0).max(0) as u64, modified));
-            }
+async fn list(client: &aws_sdk_s3::Client, s: &Settings) -> Result<Vec<Object>, Error> {
+    let mut out = Vec::new();
+    let mut pages = client.list_objects_v2().bucket(&s.bucket).prefix(&s.prefix).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| map_err(s, "ListObjectsV2", e))?;
+        for o in page.contents() {
+            let modified = o.last_modified().map(|t| t.secs()).unwrap_or(0);
+            out.push((o.key().unwrap_or_default().to_string(), o.size().unwrap_or(0).max(0) as u64, modified));
         }
-        Ok(out)
-    })
+    }
+    Ok(out)
+}
+
+/// Count and size of the noncurrent versions under the prefix; None where the store has no
+/// ListObjectVersions (some S3-compatible ones).
+async fn noncurrent(client: &aws_sdk_s3::Client, s: &Settings) -> Result<Option<(u64, u64)>, Error> {
+    let (mut count, mut bytes) = (0u64, 0u64);
+    let mut key_marker: Option<String> = None;
+    let mut version_marker: Option<String> = None;
+    loop {
+        let page = client
+            .list_object_versions()
+            .bucket(&s.bucket)
+            .prefix(&s.prefix)
+            .set_key_marker(key_marker.take())
+            .set_version_id_marker(version_marker.take())
+            .send()
+            .await;
+        let page = match page {
+            Ok(p) => p,
+            Err(e) if matches!(e.code(), Some("NotImplemented" | "MethodNotAllowed")) => return Ok(None),
+            Err(e) => return Err(map_err(s, "ListObjectVersions", e)),
+        };
+        for v in page.versions().iter().filter(|v| v.is_latest() == Some(false)) {
+            count += 1;
+            bytes += v.size().unwrap_or(0).max(0) as u64;
+        }
+        if page.is_truncated() != Some(true) {
+            return Ok(Some((count, bytes)));
+        }
+        key_marker = page.next_key_marker().map(str::to_string);
+        version_marker = page.next_version_id_marker().map(str::to_string);
+        if key_marker.is_none() {
+            return Ok(Some((count, bytes)));
+        }
+    }
 }
 
 fn rfc3339(secs: i64) -> String {
@@ -298,17 +383,19 @@ fn rfc3339(secs: i64) -> String {
 
 pub fn stats(s: &Settings, prices: Prices) -> Result<Stats, Error> {
     let s3 = S3::new(s);
-    let objects = list(&s3)?;
+    let (objects, old) =
+        s3.run("stats", async { Ok((list(&s3.client, s).await?, noncurrent(&s3.client, s).await?)) })?;
     let mut by_prefix: BTreeMap<String, PrefixStats> = BTreeMap::new();
     for (key, size, _) in &objects {
-        let rest = key.strip_prefix(&s.prefix).unwrap_or(key).trim_start_matches('/');
+        let rest = key.strip_prefix(&s.prefix).unwrap_or(key);
         let top = rest.split_once('/').map_or("(top level)".to_string(), |(t, _)| format!("{t}/"));
         let p = by_prefix.entry(top).or_default();
         p.objects += 1;
         p.bytes += size;
     }
     let bytes: u64 = objects.iter().map(|o| o.1).sum();
-    let storage = bytes as f64 / 1e9 * prices.storage_gb_month;
+    let stored = bytes + old.map_or(0, |o| o.1);
+    let storage = stored as f64 / 1e9 * prices.storage_gb_month;
     let requests = prices.builds_per_month as f64
         * (prices.puts_per_build as f64 * prices.put_per_1000 + prices.gets_per_build as f64 * prices.get_per_1000)
         / 1000.0;
@@ -317,6 +404,8 @@ pub fn stats(s: &Settings, prices: Prices) -> Result<Stats, Error> {
         prefix: s.prefix.clone(),
         objects: objects.len() as u64,
         bytes,
+        noncurrent_objects: old.map(|o| o.0),
+        noncurrent_bytes: old.map(|o| o.1),
         oldest: objects.iter().map(|o| o.2).min().map(rfc3339),
         newest: objects.iter().map(|o| o.2).max().map(rfc3339),
         by_prefix,
@@ -352,20 +441,28 @@ pub struct PruneReport {
 }
 
 /// Delete objects under the prefix last modified more than `older_than` seconds before `now`.
+/// With versioning on, a delete leaves a noncurrent version: the lifecycle rule expires those.
 pub fn prune(s: &Settings, older_than: i64, now: i64, dry_run: bool) -> Result<PruneReport, Error> {
     let s3 = S3::new(s);
-    let objects = list(&s3)?;
+    let objects = s3.run("prune", list(&s3.client, s))?;
     let cutoff = now - older_than;
     let (old, young): (Vec<&Object>, Vec<&Object>) = objects.iter().partition(|o| o.2 < cutoff);
     if !dry_run {
-        for chunk in old.chunks(1000) {
-            let ids: Vec<ObjectIdentifier> =
-                chunk.iter().map(|o| ObjectIdentifier::builder().key(&o.0).build().expect("key is set")).collect();
-            let delete = Delete::builder().set_objects(Some(ids)).quiet(true).build().expect("objects are set");
-            s3.rt
-                .block_on(s3.client.delete_objects().bucket(&s.bucket).delete(delete).send())
-                .map_err(|e| map_err(s, "DeleteObjects", e))?;
-        }
+        s3.run("prune", async {
+            for chunk in old.chunks(1000) {
+                let ids: Vec<ObjectIdentifier> =
+                    chunk.iter().map(|o| ObjectIdentifier::builder().key(&o.0).build().expect("key is set")).collect();
+                let delete = Delete::builder().set_objects(Some(ids)).quiet(true).build().expect("objects are set");
+                s3.client
+                    .delete_objects()
+                    .bucket(&s.bucket)
+                    .delete(delete)
+                    .send()
+                    .await
+                    .map_err(|e| map_err(s, "DeleteObjects", e))?;
+            }
+            Ok(())
+        })?;
     }
     Ok(PruneReport {
         dry_run,
@@ -390,7 +487,10 @@ mod tests {
 
     #[test]
     fn policy_is_least_privilege() {
-        let p = policy("acme-sccache", "ci");
+        assert_eq!(normalize_prefix("ci"), "ci/");
+        assert_eq!(normalize_prefix("/ci/x/"), "ci/x/");
+        assert_eq!(normalize_prefix(""), "");
+        let p = policy("acme-sccache", "ci/");
         let s = p["Statement"].as_array().unwrap();
         assert_eq!(s[0]["Action"], serde_json::json!(["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]));
         assert_eq!(s[0]["Resource"], serde_json::json!(["arn:aws:s3:::acme-sccache/ci/*"]));
@@ -398,5 +498,6 @@ mod tests {
         assert_eq!(s[1]["Resource"], serde_json::json!(["arn:aws:s3:::acme-sccache"]));
         assert_eq!(s[1]["Condition"]["StringLike"]["s3:prefix"], serde_json::json!(["ci/*"]));
         assert!(!p.to_string().contains("s3:*"));
+        assert_eq!(policy("b", "")["Statement"][0]["Resource"], serde_json::json!(["arn:aws:s3:::b/*"]));
     }
 }

@@ -8,6 +8,8 @@ use super::{Error, Image, digest};
 use serde_json::json;
 use std::path::Path;
 
+const TMP_PREFIX: &str = ".ship-archive-";
+
 pub fn write(image: &Image, file: &Path, repo_tag: &str) -> Result<(), Error> {
     let out_err = |source: std::io::Error| Error::Output { path: file.to_path_buf(), source };
     let dir = match file.parent() {
@@ -17,7 +19,11 @@ pub fn write(image: &Image, file: &Path, repo_tag: &str) -> Result<(), Error> {
     if file.is_dir() {
         return Err(out_err(std::io::Error::other("it is a directory")));
     }
-    let tmp = tempfile::Builder::new().prefix(".ship-archive-").tempfile_in(dir).map_err(out_err)?;
+    // Archives an interrupted or killed ship left in this directory: their lock is free.
+    crate::cleanup::sweep(dir, &[TMP_PREFIX]);
+    let (tmp, _interrupt) = crate::cleanup::temp_file_in(dir, TMP_PREFIX).map_err(out_err)?;
+    // Held while writing, so that a sweep by another ship leaves this file alone.
+    tmp.as_file().lock().map_err(out_err)?;
     // Large writes: 8 KiB ones cost more in syscalls than the rest of the archive.
     let mut builder = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, tmp));
     let mut add = |path: &str, data: &[u8]| -> std::io::Result<()> {
@@ -51,6 +57,10 @@ pub fn write(image: &Image, file: &Path, repo_tag: &str) -> Result<(), Error> {
         use std::os::unix::fs::PermissionsExt;
         tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(out_err)?;
     }
-    tmp.persist(file).map_err(|e| out_err(e.error))?;
+    crate::cleanup::commit(|| {
+        tmp.persist(file).map_err(|e| out_err(e.error))?;
+        drop(_interrupt);
+        Ok::<_, Error>(())
+    })?;
     Ok(())
 }

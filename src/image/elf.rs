@@ -28,6 +28,36 @@ pub fn platform(bytes: &[u8]) -> Option<Result<Platform, u16>> {
     }))
 }
 
+/// The program interpreter (`PT_INTERP`, e.g. `/lib64/ld-linux-x86-64.so.2`) of a dynamically
+/// linked ELF file, read from its header and program headers only. None for a static binary.
+pub fn interpreter(file: &std::path::Path) -> std::io::Result<Option<String>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(file)?;
+    let mut head = [0u8; 64];
+    let n = f.read(&mut head)?;
+    let Ok(h) = Elf::parse_header(&head[..n]) else { return Ok(None) };
+    let (Ok(container), Ok(le)) = (h.container(), h.endianness()) else { return Ok(None) };
+    let table = u64::from(h.e_phnum) * u64::from(h.e_phentsize);
+    if table == 0 || table > 1 << 20 {
+        return Ok(None);
+    }
+    let mut phdrs = vec![0u8; table as usize];
+    f.seek(SeekFrom::Start(h.e_phoff))?;
+    f.read_exact(&mut phdrs)?;
+    let ctx = goblin::container::Ctx::new(container, le);
+    let Ok(headers) = goblin::elf::ProgramHeader::parse(&phdrs, 0, usize::from(h.e_phnum), ctx) else {
+        return Ok(None);
+    };
+    let Some(interp) = headers.iter().find(|p| p.p_type == goblin::elf::program_header::PT_INTERP) else {
+        return Ok(None);
+    };
+    let mut path = vec![0u8; interp.p_filesz.min(4096) as usize];
+    f.seek(SeekFrom::Start(interp.p_offset))?;
+    f.read_exact(&mut path)?;
+    let end = path.iter().position(|b| *b == 0).unwrap_or(path.len());
+    Ok(Some(String::from_utf8_lossy(&path[..end]).into_owned()))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Platform {
     pub architecture: String,
@@ -64,6 +94,18 @@ mod tests {
         assert!(platform(b"#!/bin/sh\necho hi\n").is_none());
         assert!(platform(b"").is_none());
         assert_eq!(platform(&header(2, 9999)).unwrap(), Err(9999));
+    }
+
+    #[test]
+    fn dynamic_binaries_name_their_interpreter() {
+        // The test binary itself is linked dynamically by cargo's defaults.
+        let me = std::env::current_exe().unwrap();
+        let interp = interpreter(&me).unwrap().expect("a dynamically linked test binary");
+        assert!(interp.contains("ld-"), "{interp}");
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("s");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        assert_eq!(interpreter(&script).unwrap(), None);
     }
 
     #[test]

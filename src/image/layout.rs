@@ -1,14 +1,17 @@
 //! OCI image layout 1.0: write an image under a tag, read one back as a base.
 //!
-//! Writing never leaves a half-written layout: a new layout is assembled in a temporary
-//! directory beside the target and renamed into place; into an existing layout, every blob goes
-//! through a temporary file renamed only when complete, index.json is replaced by rename last,
-//! and blobs this run added are removed again if anything fails before that.
+//! Writers take an advisory lock (`flock` on `.ship-lock` inside the layout) from reading
+//! index.json to renaming the new one into place, so concurrent writers of different tags all
+//! land. Writing never leaves a half-written layout: every blob goes through a temporary file
+//! renamed only when complete (a blob already there is re-hashed before it is trusted),
+//! index.json is replaced by rename, a new layout's `oci-layout` file comes last, and what this
+//! run added is removed again if anything fails (or ship is interrupted) before that.
 
 use super::elf::Platform;
 use super::layer::Layer;
 use super::spec::{self, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 use super::{Error, Image, digest};
+use crate::cleanup;
 use oci_spec::image::ImageConfiguration;
 use serde_json::{Value, json};
 use std::fs;
@@ -17,69 +20,150 @@ use std::path::{Path, PathBuf};
 
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+/// The lock file inside a layout; OCI tools ignore files they do not know.
+pub const LOCK_FILE: &str = ".ship-lock";
+/// Temporary files of ship's writers; any left inside a layout whose lock is ours are stale.
+const TMP_BLOB: &str = ".tmp-";
+const TMP_INDEX: &str = ".index.json.";
+/// Staging directories beside a layout, from ship versions before the lock.
+const OLD_STAGING: &str = ".ship-layout-";
 
-/// Write `image` into the layout at `dir` under `tag`, keeping other tags.
-pub fn write(image: &Image, dir: &Path, tag: &str) -> Result<(), Error> {
+/// An exclusive `flock` on a layout's lock file, released on drop.
+pub struct Lock {
+    _file: fs::File,
+}
+
+impl Lock {
+    /// Lock the layout at `dir`, creating the directory if needed. `waiting` is called once if
+    /// another writer holds the lock.
+    pub fn acquire(dir: &Path, waiting: &dyn Fn(&str)) -> std::io::Result<Lock> {
+        let path = dir.join(LOCK_FILE);
+        let mut told = false;
+        loop {
+            fs::create_dir_all(dir)?;
+            let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => {
+                    if !told {
+                        waiting(&format!("waiting for {}: another ship is writing it", dir.display()));
+                        told = true;
+                    }
+                    file.lock()?;
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(e),
+            }
+            // A writer that failed to create the layout removes it, lock file and all: a lock
+            // on a file that is no longer at `path` protects nothing, so start again.
+            if same_file(&file, &path) {
+                return Ok(Lock { _file: file });
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+fn same_file(file: &fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &fs::File, path: &Path) -> bool {
+    path.exists()
+}
+
+/// What a directory without an `oci-layout` file may hold for ship to make a layout of it:
+/// nothing, or what an interrupted ship left.
+fn is_ship_litter(name: &str) -> bool {
+    name == LOCK_FILE || name == "blobs" || name.starts_with(TMP_INDEX)
+}
+
+/// Write `image` into the layout at `dir` under `tag`, keeping other tags. `waiting` hears
+/// about a wait for another writer's lock.
+pub fn write(image: &Image, dir: &Path, tag: &str, waiting: &dyn Fn(&str)) -> Result<(), Error> {
     let out_err = |source: std::io::Error| Error::Output { path: dir.to_path_buf(), source };
-    match fs::metadata(dir) {
-        Ok(m) if !m.is_dir() => Err(Error::NotALayout { dir: dir.to_path_buf(), why: "it is a file".into() }),
-        Ok(_) if dir.join("oci-layout").exists() => write_into_existing(image, dir, tag),
+    let not_layout = |why: &str| Error::NotALayout { dir: dir.to_path_buf(), why: why.to_string() };
+    let existed = match fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => return Err(not_layout("it is a file")),
         Ok(_) => {
-            let empty = fs::read_dir(dir).map_err(out_err)?.next().is_none();
-            if !empty {
-                return Err(Error::NotALayout {
-                    dir: dir.to_path_buf(),
-                    why: "it is a non-empty directory without an oci-layout file".into(),
-                });
+            // Checked before taking the lock too, so that a user's directory never gets one.
+            if !dir.join("oci-layout").exists() && !only_litter(dir).map_err(out_err)? {
+                return Err(not_layout("it is a non-empty directory without an oci-layout file"));
             }
-            let staged = stage_new(image, dir, tag)?;
-            // Replace the empty directory: remove it, then rename the staged one in.
-            fs::remove_dir(dir).map_err(out_err)?;
-            fs::rename(staged.path(), dir).map_err(out_err)?;
-            let _ = staged.keep();
-            Ok(())
+            true
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let staged = stage_new(image, dir, tag)?;
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                fs::create_dir_all(parent).map_err(out_err)?;
-            }
-            fs::rename(staged.path(), dir).map_err(out_err)?;
-            let _ = staged.keep();
-            Ok(())
-        }
-        Err(e) => Err(out_err(e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(out_err(e)),
+    };
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        cleanup::sweep(parent, &[OLD_STAGING]);
     }
+    let _lock = Lock::acquire(dir, waiting).map_err(out_err)?;
+    let is_layout = dir.join("oci-layout").exists();
+    if !is_layout && !only_litter(dir).map_err(out_err)? {
+        return Err(not_layout("it is a non-empty directory without an oci-layout file"));
+    }
+    // A layout this run creates is removed whole if ship is interrupted while making it.
+    let mut interrupt_guard = (!is_layout).then(|| cleanup::tree(dir));
+    let old = if is_layout { Some(read_index(dir)?) } else { None };
+    let blobs = dir.join("blobs/sha256");
+    // We hold the lock: every temporary file in here belongs to a writer that is gone.
+    cleanup::sweep_all(&blobs, &[TMP_BLOB]);
+    cleanup::sweep_all(dir, &[TMP_INDEX]);
+    // Blobs this run adds, each removed again if ship is interrupted before the index names it.
+    let mut added: Vec<(PathBuf, cleanup::Registered)> = Vec::new();
+    let result = (|| {
+        fs::create_dir_all(&blobs)?;
+        write_blobs(image, dir, &mut added)?;
+        let index = index_with(old, image, tag);
+        let (mut tmp, _interrupt) = cleanup::temp_file_in(dir, TMP_INDEX)?;
+        tmp.write_all(&spec::canonical(&index))?;
+        tmp.as_file().set_permissions(blob_permissions())?;
+        // The commit: after it the tag is there and nothing is removed on an interrupt.
+        cleanup::commit(|| {
+            tmp.persist(dir.join("index.json")).map_err(|e| e.error)?;
+            if !is_layout {
+                // Last: a directory is a layout from the moment this file is there.
+                fs::write(dir.join("oci-layout"), OCI_LAYOUT)?;
+                set_dir_mode(dir)?;
+            }
+            drop(std::mem::take(&mut added));
+            drop(interrupt_guard.take());
+            Ok::<_, std::io::Error>(())
+        })?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        for (path, _) in added {
+            let _ = fs::remove_file(path);
+        }
+        if !is_layout {
+            // Nothing of a layout that never was: the blob folders, the lock, the directory
+            // (only if empty: it may hold an interrupted run's litter, or be the user's).
+            let _ = fs::remove_dir(&blobs);
+            let _ = fs::remove_dir(dir.join("blobs"));
+            let _ = fs::remove_file(dir.join(LOCK_FILE));
+            if !existed {
+                let _ = fs::remove_dir(dir);
+            }
+        }
+        return Err(out_err(e));
+    }
+    Ok(())
 }
 
-/// The nearest existing ancestor of `path`, where a staging directory can be made on the same
-/// file system (so the final rename is atomic).
-fn existing_ancestor(path: &Path) -> PathBuf {
-    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut p = abs.parent();
-    while let Some(d) = p {
-        if d.is_dir() {
-            return d.to_path_buf();
+/// Whether `dir` holds nothing but what ship itself leaves while writing a layout.
+fn only_litter(dir: &Path) -> std::io::Result<bool> {
+    for e in fs::read_dir(dir)? {
+        if !is_ship_litter(&e?.file_name().to_string_lossy()) {
+            return Ok(false);
         }
-        p = d.parent();
     }
-    PathBuf::from("/")
-}
-
-fn stage_new(image: &Image, dir: &Path, tag: &str) -> Result<tempfile::TempDir, Error> {
-    let out_err = |source: std::io::Error| Error::Output { path: dir.to_path_buf(), source };
-    let staged =
-        tempfile::Builder::new().prefix(".ship-layout-").tempdir_in(existing_ancestor(dir)).map_err(out_err)?;
-    let root = staged.path();
-    fs::create_dir_all(root.join("blobs/sha256")).map_err(out_err)?;
-    // Unlike a TempDir's default 0700, a layout should be readable like any other output.
-    set_dir_mode(root).map_err(out_err)?;
-    let mut added = Vec::new();
-    write_blobs(image, root, &mut added).map_err(out_err)?;
-    fs::write(root.join("oci-layout"), OCI_LAYOUT).map_err(out_err)?;
-    let index = index_with(None, image, tag);
-    fs::write(root.join("index.json"), spec::canonical(&index)).map_err(out_err)?;
-    Ok(staged)
+    Ok(true)
 }
 
 #[cfg(unix)]
@@ -94,29 +178,8 @@ fn set_dir_mode(_: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn write_into_existing(image: &Image, dir: &Path, tag: &str) -> Result<(), Error> {
-    let out_err = |source: std::io::Error| Error::Output { path: dir.to_path_buf(), source };
-    let old = read_index(dir)?;
-    let mut added = Vec::new();
-    let result = (|| {
-        fs::create_dir_all(dir.join("blobs/sha256"))?;
-        write_blobs(image, dir, &mut added)?;
-        let index = index_with(Some(old), image, tag);
-        let mut tmp = tempfile::Builder::new().prefix(".index.json.").tempfile_in(dir)?;
-        tmp.write_all(&spec::canonical(&index))?;
-        tmp.persist(dir.join("index.json")).map_err(|e| e.error)?;
-        Ok(())
-    })();
-    if result.is_err() {
-        for path in added {
-            let _ = fs::remove_file(path);
-        }
-    }
-    result.map_err(out_err)
-}
-
-/// Every blob of `image` into `root/blobs/sha256`, skipping blobs already there whole.
-fn write_blobs(image: &Image, root: &Path, added: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// Every blob of `image` into `root/blobs/sha256`, reusing blobs already there whole.
+fn write_blobs(image: &Image, root: &Path, added: &mut Vec<(PathBuf, cleanup::Registered)>) -> std::io::Result<()> {
     let blobs = root.join("blobs/sha256");
     for layer in &image.layers {
         put_blob(&blobs, &layer.digest, layer.size, added, |f| layer.write_to(f))?;
@@ -129,21 +192,24 @@ fn put_blob(
     blobs: &Path,
     digest: &str,
     size: u64,
-    added: &mut Vec<PathBuf>,
+    added: &mut Vec<(PathBuf, cleanup::Registered)>,
     write: impl FnOnce(&mut fs::File) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     let hex = digest::hex_part(digest).expect("ship's own digests are well-formed");
     let target = blobs.join(hex);
-    // A blob of the right size under its digest's name was written whole (it was renamed into
-    // place only when complete); a wrong size means something else damaged it: rewrite it.
-    if fs::metadata(&target).map(|m| m.len() == size).unwrap_or(false) {
+    // A blob already under its digest's name is trusted only if it hashes to it: a disk error,
+    // another tool or a hand edit may have damaged it. Hashing is cheap next to compressing.
+    if verify_file(&target, digest, size).is_ok() {
         return Ok(());
     }
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(blobs)?;
+    let (mut tmp, _interrupt) = cleanup::temp_file_in(blobs, TMP_BLOB)?;
     write(tmp.as_file_mut())?;
     tmp.as_file().set_permissions(blob_permissions())?;
-    tmp.persist(&target).map_err(|e| e.error)?;
-    added.push(target);
+    let guard = cleanup::commit(|| {
+        tmp.persist(&target).map_err(|e| e.error)?;
+        Ok::<_, std::io::Error>(cleanup::file(&target))
+    })?;
+    added.push((target, guard));
     Ok(())
 }
 

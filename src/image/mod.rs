@@ -25,6 +25,10 @@ pub enum Error {
     ReadInput { what: &'static str, path: PathBuf, source: std::io::Error },
     #[error("the binary {0} is not an ELF executable")]
     NotElf(PathBuf),
+    #[error("the {what} {path} is not a regular file")]
+    NotAFile { what: &'static str, path: PathBuf },
+    #[error("the binary {path} is linked dynamically (it needs {interpreter}), and the {base} base has no C library")]
+    Dynamic { path: PathBuf, interpreter: String, base: &'static str },
     #[error("the binary {path} is for ELF machine {machine}, which has no OCI architecture name")]
     UnsupportedArch { path: PathBuf, machine: u16 },
     #[error("the CA bundle {0} contains no PEM certificate")]
@@ -64,6 +68,10 @@ impl Error {
             Error::ReadInput { what, .. } => format!("check that the {what} exists and is readable"),
             Error::NotElf(_) => {
                 "pass the compiled executable (target/<triple>/release/NAME), not a script or source file".into()
+            }
+            Error::NotAFile { .. } => "pass the path of the file itself, not a directory, FIFO or device".into(),
+            Error::Dynamic { .. } => {
+                "build it statically (`ship build` does: static glibc), or use a base image with a C library (--base REF)".into()
             }
             Error::UnsupportedArch { .. } => "build for amd64, arm64, arm, 386, riscv64, ppc64le or s390x".into(),
             Error::BadCaBundle(_) => {
@@ -141,8 +149,19 @@ fn read_input(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>, Err
     std::fs::read(path).map_err(|source| Error::ReadInput { what, path: path.to_path_buf(), source })
 }
 
+/// Refuse anything but a regular file before opening it: opening a FIFO blocks forever, and a
+/// device or directory is never what was meant.
+pub fn require_file(what: &'static str, path: &std::path::Path) -> Result<(), Error> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => Err(Error::NotAFile { what, path: path.to_path_buf() }),
+        Err(source) => Err(Error::ReadInput { what, path: path.to_path_buf(), source }),
+    }
+}
+
 /// The platform of a binary, from its ELF header (only the header is read).
 pub fn binary_platform(binary: &std::path::Path) -> Result<Platform, Error> {
+    require_file("binary", binary)?;
     let mut head = Vec::with_capacity(64);
     std::fs::File::open(binary)
         .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 64), &mut head))
@@ -158,6 +177,21 @@ pub fn binary_platform(binary: &std::path::Path) -> Result<Platform, Error> {
 pub fn build(req: &Request) -> Result<Image, Error> {
     // The tar reads the binary straight from the file later.
     let platform = binary_platform(&req.binary)?;
+    let no_libc = match req.base {
+        Base::Generated { .. } => Some("ship"),
+        Base::Scratch => Some("scratch"),
+        Base::Layout { .. } => None,
+    };
+    if let Some(base) = no_libc {
+        let interp = elf::interpreter(&req.binary).map_err(|source| Error::ReadInput {
+            what: "binary",
+            path: req.binary.clone(),
+            source,
+        })?;
+        if let Some(interpreter) = interp {
+            return Err(Error::Dynamic { path: req.binary.clone(), interpreter, base });
+        }
+    }
     let created = spec::rfc3339(req.source_date_epoch)?;
     let mtime = u64::try_from(req.source_date_epoch).map_err(|_| Error::BadEpoch(req.source_date_epoch))?;
 
@@ -169,6 +203,7 @@ pub fn build(req: &Request) -> Result<Image, Error> {
         e => e,
     })?;
     for f in &req.files {
+        require_file("file", &f.src)?;
         let data = read_input("file", &f.src)?;
         app.file(&f.dest, Arc::new(data), f.mode)?;
     }

@@ -121,54 +121,50 @@ pub fn resolve(registry: &str, inputs: &Inputs) -> Credentials {
     Credentials::anonymous()
 }
 
-/// A `WWW-Authenticate` challenge.
+/// A `WWW-Authenticate` challenge ship can answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
     Basic,
     Bearer { realm: String, service: Option<String>, scope: Option<String> },
 }
 
-/// Parse `Bearer realm="…",service="…",scope="repository:a:pull,push"` or `Basic realm="…"`.
-/// Hand-written: the header's quoted values contain commas, and the crates that parse it are
-/// unmaintained or pull in an HTTP stack of their own.
-pub fn parse_challenge(header: &str) -> Option<Challenge> {
-    let header = header.trim();
-    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
-    let mut params = std::collections::HashMap::new();
-    let mut chars = rest.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
-            chars.next();
-        }
-        let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=')).collect();
-        if key.is_empty() || chars.next() != Some('=') {
-            break;
-        }
-        let value: String = if chars.peek() == Some(&'"') {
-            chars.next();
-            let mut v = String::new();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => v.extend(chars.next()),
-                    '"' => break,
-                    c => v.push(c),
-                }
+/// Pick the challenge to answer from every `WWW-Authenticate` header of a response (RFC 7235:
+/// each header may hold several challenges). Bearer wins over Basic, as docker does. Err says
+/// in words what is wrong with the headers.
+pub fn parse_challenges<'a>(headers: impl IntoIterator<Item = &'a str>) -> Result<Challenge, String> {
+    let mut basic = false;
+    let mut bearer = None;
+    let mut offered = Vec::new();
+    let mut seen = false;
+    for header in headers {
+        seen = true;
+        let parsed = http_auth::parse_challenges(header)
+            .map_err(|e| format!("its WWW-Authenticate header {header:?} is malformed ({e})"))?;
+        for c in parsed {
+            let param =
+                |name: &str| c.params.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.to_unescaped());
+            if c.scheme.eq_ignore_ascii_case("bearer") {
+                let realm = param("realm").filter(|r| !r.is_empty()).ok_or_else(|| {
+                    format!("its Bearer challenge {header:?} names no realm (the token service to ask)")
+                })?;
+                bearer.get_or_insert(Challenge::Bearer { realm, service: param("service"), scope: param("scope") });
+            } else if c.scheme.eq_ignore_ascii_case("basic") {
+                basic = true;
+            } else {
+                offered.push(c.scheme.to_string());
             }
-            v
-        } else {
-            std::iter::from_fn(|| chars.next_if(|c| *c != ',')).collect::<String>().trim().to_string()
-        };
-        params.insert(key.trim().to_ascii_lowercase(), value);
+        }
     }
-    match scheme.to_ascii_lowercase().as_str() {
-        "basic" => Some(Challenge::Basic),
-        "bearer" => Some(Challenge::Bearer {
-            realm: params.remove("realm")?,
-            service: params.remove("service"),
-            scope: params.remove("scope"),
-        }),
-        _ => None,
+    if let Some(b) = bearer {
+        return Ok(b);
     }
+    if basic {
+        return Ok(Challenge::Basic);
+    }
+    if !seen {
+        return Err("it answered 401 without a WWW-Authenticate header".into());
+    }
+    Err(format!("it asks for {} authentication, and ship speaks only Bearer and Basic", offered.join(", ")))
 }
 
 #[cfg(test)]
@@ -185,19 +181,39 @@ mod tests {
 
     #[test]
     fn challenges_parse() {
+        let one = |h: &str| parse_challenges([h]);
+        let ghcr = Challenge::Bearer {
+            realm: "https://ghcr.io/token".into(),
+            service: Some("ghcr.io".into()),
+            scope: Some("repository:a/b:pull,push".into()),
+        };
         assert_eq!(
-            parse_challenge(
-                r#"Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:a/b:pull,push""#
-            ),
-            Some(Challenge::Bearer {
-                realm: "https://ghcr.io/token".into(),
-                service: Some("ghcr.io".into()),
-                scope: Some("repository:a/b:pull,push".into())
-            })
+            one(r#"Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:a/b:pull,push""#),
+            Ok(ghcr.clone())
         );
-        assert_eq!(parse_challenge(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic));
-        assert_eq!(parse_challenge("Bearer service=x"), None, "a bearer challenge needs a realm");
-        assert_eq!(parse_challenge("Negotiate"), None);
+        assert_eq!(one(r#"Basic realm="Registry Realm""#), Ok(Challenge::Basic));
+        // Several challenges in one header, and several headers: Bearer wins wherever it is.
+        assert_eq!(
+            one(
+                r#"Basic realm="r", Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:a/b:pull,push""#
+            ),
+            Ok(ghcr.clone())
+        );
+        assert_eq!(
+            parse_challenges([
+                r#"Negotiate"#,
+                r#"Basic realm="r""#,
+                r#"Bearer realm="https://ghcr.io/token", service="ghcr.io", scope="repository:a/b:pull,push""#
+            ]),
+            Ok(ghcr)
+        );
+        let err = one("Bearer service=x").unwrap_err();
+        assert!(err.contains("names no realm"), "{err}");
+        let err = one("Negotiate, NTLM").unwrap_err();
+        assert!(err.contains("Negotiate, NTLM") && err.contains("only Bearer and Basic"), "{err}");
+        let err = one(r#"Bearer realm="unterminated"#).unwrap_err();
+        assert!(err.contains("is malformed"), "{err}");
+        assert!(parse_challenges([]).unwrap_err().contains("without a WWW-Authenticate header"));
     }
 
     #[test]

@@ -10,20 +10,42 @@ pub mod reference;
 
 pub use reference::Reference;
 
+/// What a registry said about an error, shown in parentheses after the sentence; nothing at
+/// all when it said nothing (never an empty `()`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Detail(pub String);
+
+impl std::fmt::Display for Detail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.trim() {
+            "" => Ok(()),
+            d => write!(f, " ({d})"),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{registry} rejected the credentials from {source_desc} ({detail})")]
-    Unauthorized { registry: String, source_desc: String, detail: String },
-    #[error("{registry} denied {what} on {repository} to the credentials from {source_desc} ({detail})")]
-    Denied { registry: String, repository: String, what: String, source_desc: String, detail: String },
-    #[error("{registry} has no repository {repository} ({detail})")]
-    NameUnknown { registry: String, repository: String, detail: String },
-    #[error("{registry} has no {what} in {repository} ({detail})")]
-    NotFound { registry: String, repository: String, what: String, detail: String },
+    #[error("{registry} rejected the credentials from {source_desc}{detail}")]
+    Unauthorized { registry: String, source_desc: String, detail: Detail },
+    #[error("{registry} denied {what} on {repository} to the credentials from {source_desc}{detail}")]
+    Denied { registry: String, repository: String, what: String, source_desc: String, detail: Detail },
+    #[error("{registry} has no repository {repository}{detail}")]
+    NameUnknown { registry: String, repository: String, detail: Detail },
+    #[error("{registry} has no {what} in {repository}{detail}")]
+    NotFound { registry: String, repository: String, what: String, detail: Detail },
     #[error("{registry} answered {status} to {what}: {detail}")]
     Http { registry: String, what: String, status: u16, detail: String },
     #[error("cannot reach {registry}: {detail}")]
     Unreachable { registry: String, detail: String },
+    #[error("gave up on {what} at {registry}: the overall deadline of {overall} passed")]
+    Deadline { registry: String, what: String, overall: String },
+    #[error("{registry} cannot be logged in to: {why}")]
+    BadChallenge { registry: String, why: String },
+    #[error("{registry} sent ship to {url}, plain http, from https; ship does not downgrade")]
+    Downgrade { registry: String, url: String },
+    #[error("{url} answered 401, but it is not {registry}, and ship sends credentials only to the registry itself")]
+    ForeignUnauthorized { registry: String, url: String },
     #[error("{registry} stored the manifest as {got}, not {want}")]
     DigestMismatch { registry: String, want: String, got: String },
     #[error("{context}: {source}")]
@@ -40,6 +62,9 @@ impl Error {
             Error::NameUnknown { .. } => "check the repository name; some registries (GHCR) need the package created or linked first".into(),
             Error::NotFound { .. } => "check the repository and tag (and that these credentials can see them)".into(),
             Error::Unreachable { .. } => "check the registry host and port, and --insecure-registry for plain-HTTP registries".into(),
+            Error::Deadline { .. } => "the registry is slow or stalled: try again, or allow more time with --timeout (e.g. --timeout 30m)".into(),
+            Error::BadChallenge { .. } => "the registry (or a proxy in front of it) answered with a login challenge ship cannot use; check the registry URL".into(),
+            Error::Downgrade { .. } | Error::ForeignUnauthorized { .. } => "the registry, or something between ship and it, redirects uploads elsewhere; check for a proxy rewriting Location headers".into(),
             Error::DigestMismatch { .. } => "the registry rewrote the manifest; push to a registry that stores manifests as given".into(),
             _ => return None,
         })

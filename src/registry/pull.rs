@@ -31,10 +31,7 @@ fn get_manifest(client: &Client, repo: &str, reference: &str, want: Option<&str>
         return Err(client.status_error(resp, &format!("manifest {reference}"), repo));
     }
     let header = resp.headers().get("docker-content-digest").and_then(|d| d.to_str().ok()).map(str::to_string);
-    let body = resp
-        .bytes()
-        .map_err(|e| Error::Unreachable { registry: client.registry.clone(), detail: e.without_url().to_string() })?
-        .to_vec();
+    let body = resp.bytes().map_err(|e| client.unreachable(&e.without_url()))?.to_vec();
     let got = digest::sha256(&body);
     if let Some(w) = want.map(str::to_string).or(header) {
         if w != got {
@@ -56,8 +53,7 @@ fn get_blob(client: &Client, repo: &str, digest: &str, size: u64, dir: &Path) ->
     let io = |e: std::io::Error| Error::Io { context: format!("writing blob {digest}"), source: e };
     let file = std::fs::File::create(&path).map_err(io)?;
     let mut w = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
-    resp.copy_to(&mut w)
-        .map_err(|e| Error::Unreachable { registry: client.registry.clone(), detail: e.without_url().to_string() })?;
+    resp.copy_to(&mut w).map_err(|e| client.unreachable(&e.without_url()))?;
     let (_, got, n) = w.finish();
     if got != digest || n != size {
         let _ = std::fs::remove_file(&path);

@@ -141,6 +141,59 @@ pub trait Progress: Sync {
     fn finish(&self, digest: &str, outcome: Outcome, from: Option<&str>);
 }
 
+/// How one upload session ended.
+enum Attempt {
+    Done {
+        sent: u64,
+        chunks: u64,
+    },
+    /// The session failed in a way a new session may not: a lost reply, a 5xx, a registry that
+    /// forgot the session. `why` is the error to show if no retry is left.
+    Retry {
+        sent: u64,
+        chunks: u64,
+        why: Error,
+    },
+}
+
+/// Whether an answer to an upload request means "try a new session".
+fn retriable(client: &Client, resp: reqwest::blocking::Response, what: &str, repo: &str) -> Result<Error, Error> {
+    let status = resp.status();
+    let (err, codes) = client.status_error_codes(resp, what, repo);
+    // The registry forgot or refused the session (distribution says BLOB_UPLOAD_UNKNOWN or
+    // BLOB_UPLOAD_INVALID after a request it saw late): a new session may well succeed.
+    let session_lost = matches!(status, StatusCode::NOT_FOUND | StatusCode::RANGE_NOT_SATISFIABLE)
+        && (codes.is_empty() || codes.iter().any(|c| c.starts_with("BLOB_UPLOAD_")));
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || session_lost { Ok(err) } else { Err(err) }
+}
+
+fn blob_exists(client: &Client, repo: &str, digest: &str) -> Result<bool, Error> {
+    let head = client.send(Method::HEAD, &format!("/v2/{repo}/blobs/{digest}"), &scope(repo), true, &|rb| rb)?;
+    match head.status() {
+        s if s.is_success() => Ok(true),
+        StatusCode::NOT_FOUND => Ok(false),
+        _ => Err(client.status_error(head, &format!("HEAD blob {digest}"), repo)),
+    }
+}
+
+/// POST an upload session: its Location and the registry's minimum chunk length.
+fn start_upload(client: &Client, repo: &str) -> Result<(String, u64), Error> {
+    let resp = client.send(Method::POST, &format!("/v2/{repo}/blobs/uploads/"), &scope(repo), true, &|rb| {
+        rb.header("content-length", "0")
+    })?;
+    if resp.status() != StatusCode::ACCEPTED {
+        return Err(client.status_error(resp, "starting a blob upload", repo));
+    }
+    let min = chunk_min_length(&resp);
+    let loc = location(&resp).ok_or_else(|| Error::Http {
+        registry: client.registry.clone(),
+        what: "starting a blob upload".into(),
+        status: 202,
+        detail: "no Location header".into(),
+    })?;
+    Ok((loc, min))
+}
+
 fn push_blob(
     client: &Client,
     repo: &str,
@@ -148,7 +201,6 @@ fn push_blob(
     opts: &Options,
     progress: &dyn Progress,
 ) -> Result<BlobReport, Error> {
-    let sc = scope(repo);
     let report = |outcome, bytes_sent, chunks, from: Option<String>| BlobReport {
         digest: src.digest.to_string(),
         size: src.size,
@@ -158,17 +210,14 @@ fn push_blob(
         from,
     };
     progress.start(src.digest, src.size);
-    let head = client.send(Method::HEAD, &format!("/v2/{repo}/blobs/{}", src.digest), &sc, true, &|rb| rb)?;
-    if head.status().is_success() {
+    if blob_exists(client, repo, src.digest)? {
         progress.finish(src.digest, Outcome::Skipped, None);
         return Ok(report(Outcome::Skipped, 0, 0, None));
     }
-    if head.status() != StatusCode::NOT_FOUND {
-        return Err(client.status_error(head, &format!("HEAD blob {}", src.digest), repo));
-    }
 
     // Cross-repository mount; a 202 opens an ordinary upload instead.
-    let mut upload: Option<(String, u64)> = None;
+    let sc = scope(repo);
+    let mut session: Option<(String, u64)> = None;
     for from in opts.mount_from.iter().filter(|f| *f != repo) {
         let mount_scope = format!("{sc} repository:{from}:pull");
         let url = format!("/v2/{repo}/blobs/uploads/?mount={}&from={from}", src.digest);
@@ -180,114 +229,138 @@ fn push_blob(
             }
             StatusCode::ACCEPTED => {
                 let min = chunk_min_length(&resp);
-                upload = location(&resp).map(|l| (l, min));
+                session = location(&resp).map(|l| (l, min));
                 break;
             }
             _ => {}
         }
     }
-    let (mut loc, min_chunk) = match upload {
-        Some(u) => u,
-        None => {
-            let resp = client.send(Method::POST, &format!("/v2/{repo}/blobs/uploads/"), &sc, true, &|rb| {
-                rb.header("content-length", "0")
-            })?;
-            if resp.status() != StatusCode::ACCEPTED {
-                return Err(client.status_error(resp, "starting a blob upload", repo));
+    let (mut sent, mut chunks) = (0, 0);
+    let mut attempt = 0;
+    loop {
+        let (loc, min_chunk) = match session.take() {
+            Some(s) => s,
+            None => start_upload(client, repo)?,
+        };
+        match upload(client, repo, src, loc, min_chunk, opts, progress)? {
+            Attempt::Done { sent: s, chunks: c } => {
+                (sent, chunks) = (sent + s, chunks + c);
+                break;
             }
-            let min = chunk_min_length(&resp);
-            let loc = location(&resp).ok_or_else(|| Error::Http {
-                registry: client.registry.clone(),
-                what: "starting a blob upload".into(),
-                status: 202,
-                detail: "no Location header".into(),
-            })?;
-            (loc, min)
-        }
-    };
-    let io_err = |e: std::io::Error| Error::Io { context: format!("reading blob {}", src.digest), source: e };
-    let chunk = opts.chunk_size.max(min_chunk);
-    let mut sent = 0u64;
-    let mut chunks = 0u64;
-    if src.size <= chunk {
-        // Small blobs: one PUT with the whole body.
-        let body = src.read(0, src.size).map_err(io_err)?;
-        let url = with_digest(&loc, src.digest);
-        let resp = client.send(Method::PUT, &url, &sc, true, &|rb| {
-            rb.header("content-type", "application/octet-stream").body(body.clone())
-        })?;
-        sent += src.size;
-        chunks += 1;
-        client.stats.bytes_uploaded.fetch_add(src.size, Ordering::Relaxed);
-        if resp.status() != StatusCode::CREATED {
-            return Err(client.status_error(resp, &format!("uploading blob {}", src.digest), repo));
-        }
-        progress.advance(src.digest, src.size);
-    } else {
-        let mut offset = 0u64;
-        let mut failures = 0u32;
-        while offset < src.size {
-            let len = chunk.min(src.size - offset);
-            let body = src.read(offset, len).map_err(io_err)?;
-            let range = format!("{offset}-{}", offset + len - 1);
-            // No blind resend of a PATCH: after a failure the registry says where it got to.
-            let result = client.send(Method::PATCH, &loc, &sc, false, &|rb| {
-                rb.header("content-type", "application/octet-stream")
-                    .header("content-range", range.clone())
-                    .header("content-length", len.to_string())
-                    .body(body.clone())
-            });
-            sent += len;
-            chunks += 1;
-            client.stats.bytes_uploaded.fetch_add(len, Ordering::Relaxed);
-            match result {
-                Ok(resp) if resp.status() == StatusCode::ACCEPTED => {
-                    let next = next_offset(&resp).unwrap_or(offset + len);
-                    if let Some(l) = location(&resp) {
-                        loc = l;
-                    }
-                    progress.advance(src.digest, next.saturating_sub(offset));
-                    offset = next;
-                    failures = 0;
+            Attempt::Retry { sent: s, chunks: c, why } => {
+                (sent, chunks) = (sent + s, chunks + c);
+                if attempt >= super::client::RETRIES {
+                    return Err(why);
                 }
-                Ok(resp)
-                    if !(resp.status().is_server_error()
-                        || resp.status() == StatusCode::TOO_MANY_REQUESTS
-                        || resp.status() == StatusCode::RANGE_NOT_SATISFIABLE) =>
-                {
-                    return Err(client.status_error(resp, &format!("uploading a chunk of blob {}", src.digest), repo));
+                client.pause(super::client::backoff(attempt), &format!("uploading blob {}", src.digest))?;
+                attempt += 1;
+                // The registry may have stored the blob and lost the reply: then it is done, and
+                // the old session is gone (a retry there gets BLOB_UPLOAD_UNKNOWN).
+                if blob_exists(client, repo, src.digest)? {
+                    break;
                 }
-                Ok(_) | Err(Error::Unreachable { .. }) if failures < 5 => {
-                    failures += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(200 << failures));
-                    // Resume from what the registry holds.
-                    let status = client.send(Method::GET, &loc, &sc, true, &|rb| rb)?;
-                    if status.status() != StatusCode::NO_CONTENT {
-                        return Err(client.status_error(
-                            status,
-                            &format!("resuming the upload of blob {}", src.digest),
-                            repo,
-                        ));
-                    }
-                    if let Some(l) = location(&status) {
-                        loc = l;
-                    }
-                    offset = next_offset(&status).unwrap_or(0);
-                }
-                Ok(resp) => {
-                    return Err(client.status_error(resp, &format!("uploading a chunk of blob {}", src.digest), repo));
-                }
-                Err(e) => return Err(e),
             }
-        }
-        let url = with_digest(&loc, src.digest);
-        let resp = client.send(Method::PUT, &url, &sc, true, &|rb| rb.header("content-length", "0"))?;
-        if resp.status() != StatusCode::CREATED {
-            return Err(client.status_error(resp, &format!("completing blob {}", src.digest), repo));
         }
     }
     progress.finish(src.digest, Outcome::Uploaded, None);
     Ok(report(Outcome::Uploaded, sent, chunks, None))
+}
+
+/// One upload session: a single PUT for small blobs, else PATCH chunks and a closing PUT.
+fn upload(
+    client: &Client,
+    repo: &str,
+    src: &Source,
+    mut loc: String,
+    min_chunk: u64,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<Attempt, Error> {
+    let sc = scope(repo);
+    let io_err = |e: std::io::Error| Error::Io { context: format!("reading blob {}", src.digest), source: e };
+    let chunk = opts.chunk_size.max(min_chunk);
+    let mut sent = 0u64;
+    let mut chunks = 0u64;
+    let what = format!("uploading blob {}", src.digest);
+    // Requests here are not retried blindly: a resend to the same session after a lost reply
+    // fails, so the caller decides (HEAD the blob, then a new session).
+    let closing = |client: &Client, resp: Result<reqwest::blocking::Response, Error>, sent, chunks| match resp {
+        Ok(r) if r.status() == StatusCode::CREATED => Ok(Attempt::Done { sent, chunks }),
+        Ok(r) => retriable(client, r, &what, repo).map(|why| Attempt::Retry { sent, chunks, why }),
+        Err(why @ Error::Unreachable { .. }) => Ok(Attempt::Retry { sent, chunks, why }),
+        Err(e) => Err(e),
+    };
+    if src.size <= chunk {
+        let body = src.read(0, src.size).map_err(io_err)?;
+        let url = with_digest(&loc, src.digest);
+        let resp = client.send(Method::PUT, &url, &sc, false, &|rb| {
+            rb.header("content-type", "application/octet-stream").body(body.clone())
+        });
+        client.stats.bytes_uploaded.fetch_add(src.size, Ordering::Relaxed);
+        let done = closing(client, resp, src.size, 1)?;
+        if matches!(done, Attempt::Done { .. }) {
+            progress.advance(src.digest, src.size);
+        }
+        return Ok(done);
+    }
+    let mut offset = 0u64;
+    let mut failures = 0u32;
+    while offset < src.size {
+        let len = chunk.min(src.size - offset);
+        let body = src.read(offset, len).map_err(io_err)?;
+        let range = format!("{offset}-{}", offset + len - 1);
+        let result = client.send(Method::PATCH, &loc, &sc, false, &|rb| {
+            rb.header("content-type", "application/octet-stream")
+                .header("content-range", range.clone())
+                .header("content-length", len.to_string())
+                .body(body.clone())
+        });
+        sent += len;
+        chunks += 1;
+        client.stats.bytes_uploaded.fetch_add(len, Ordering::Relaxed);
+        match result {
+            Ok(resp) if resp.status() == StatusCode::ACCEPTED => {
+                let next = next_offset(&resp).unwrap_or(offset + len);
+                if let Some(l) = location(&resp) {
+                    loc = l;
+                }
+                progress.advance(src.digest, next.saturating_sub(offset));
+                offset = next;
+                failures = 0;
+            }
+            Ok(resp)
+                if !(resp.status().is_server_error()
+                    || resp.status() == StatusCode::TOO_MANY_REQUESTS
+                    || resp.status() == StatusCode::RANGE_NOT_SATISFIABLE) =>
+            {
+                return retriable(client, resp, &format!("uploading a chunk of blob {}", src.digest), repo)
+                    .map(|why| Attempt::Retry { sent, chunks, why });
+            }
+            Ok(_) | Err(Error::Unreachable { .. }) if failures < 5 => {
+                failures += 1;
+                client.pause(std::time::Duration::from_millis(200 << failures), &what)?;
+                // Resume from what the registry holds; a session it forgot means a new one.
+                let status = client.send(Method::GET, &loc, &sc, true, &|rb| rb)?;
+                if status.status() != StatusCode::NO_CONTENT {
+                    let what = format!("resuming the upload of blob {}", src.digest);
+                    return retriable(client, status, &what, repo).map(|why| Attempt::Retry { sent, chunks, why });
+                }
+                if let Some(l) = location(&status) {
+                    loc = l;
+                }
+                offset = next_offset(&status).unwrap_or(0);
+            }
+            Ok(resp) => {
+                return retriable(client, resp, &format!("uploading a chunk of blob {}", src.digest), repo)
+                    .map(|why| Attempt::Retry { sent, chunks, why });
+            }
+            Err(why @ Error::Unreachable { .. }) => return Ok(Attempt::Retry { sent, chunks, why }),
+            Err(e) => return Err(e),
+        }
+    }
+    let url = with_digest(&loc, src.digest);
+    let resp = client.send(Method::PUT, &url, &sc, false, &|rb| rb.header("content-length", "0"));
+    closing(client, resp, sent, chunks)
 }
 
 /// Push `image` to `repo` on `client`'s registry under every tag (or by digest alone).

@@ -70,6 +70,46 @@ fn is_valid_component(c: &str) -> bool {
     true
 }
 
+/// `host[:port]`: a DNS name, an IPv4 address or a bracketed IPv6 address, and a port 1-65535.
+/// Err says what is wrong, so that a typo is caught here and not after seconds of retries.
+fn check_registry(registry: &str) -> Result<(), &'static str> {
+    let (host, port) = if let Some(rest) = registry.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']').ok_or("the IPv6 address has no closing ']'")?;
+        v6.parse::<std::net::Ipv6Addr>().map_err(|_| "the IPv6 address in brackets is malformed")?;
+        match after {
+            "" => (None, None),
+            p => (None, Some(p.strip_prefix(':').ok_or("only :PORT may follow the IPv6 address")?)),
+        }
+    } else {
+        match registry.split_once(':') {
+            Some((h, p)) => (Some(h), Some(p)),
+            None => (Some(registry), None),
+        }
+    };
+    if let Some(h) = host {
+        if h.is_empty() {
+            return Err("the registry host is empty (write host:port/path)");
+        }
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if h.len() > 253 || !h.split('.').all(label_ok) {
+            return Err("the registry host is not a valid host name or IP address");
+        }
+    }
+    if let Some(p) = port {
+        let n: u32 = p.parse().map_err(|_| "the registry port is not a number")?;
+        if !(1..=65535).contains(&n) || !p.bytes().all(|c| c.is_ascii_digit()) {
+            return Err("the registry port is not between 1 and 65535");
+        }
+    }
+    Ok(())
+}
+
 fn looks_like_host(first: &str) -> bool {
     first.contains('.') || first.contains(':') || first == "localhost" || first.starts_with('[')
 }
@@ -105,9 +145,7 @@ impl Reference {
             Some((first, path)) if looks_like_host(first) => (first.to_string(), path.to_string()),
             _ => (DOCKER_HUB.to_string(), name.to_string()),
         };
-        if registry.is_empty() || registry.bytes().any(|c| c.is_ascii_whitespace() || c == b'/') {
-            return Err(invalid("the registry host is malformed"));
-        }
+        check_registry(&registry).map_err(invalid)?;
         let path = if registry == DOCKER_HUB && !path.contains('/') { format!("library/{path}") } else { path };
         if path.is_empty() || !path.to_lowercase().split('/').all(is_valid_component) {
             return Err(invalid(
@@ -202,9 +240,30 @@ mod tests {
         assert!(
             matches!(Reference::parse("ghcr.io/Acme/App"), Err(Error::UpperCase { lower, .. }) if lower == "ghcr.io/acme/app")
         );
-        for bad in ["", "app:", "app:-x", "a//b", "app@sha256:xyz", "-app", "app_-x", "a b"] {
+        for bad in [
+            "",
+            "app:",
+            "app:-x",
+            "a//b",
+            "app@sha256:xyz",
+            "-app",
+            "app_-x",
+            "a b",
+            "host:notaport/x",
+            "127.0.0.1:99999/x",
+            "127.0.0.1:0/x",
+            ":5000/x",
+            "[::1/x",
+            "[zz]:5000/x",
+            "bad_host.io/x",
+        ] {
             assert!(Reference::parse(bad).is_err(), "{bad:?} should be rejected");
         }
+        let why = |r: &str| Reference::parse(r).unwrap_err().to_string();
+        assert!(why("host:notaport/x").contains("port is not a number"));
+        assert!(why("127.0.0.1:99999/x").contains("between 1 and 65535"));
+        assert!(why(":5000/x").contains("host is empty"));
+        assert_eq!(p("[::1]:5000/a/b").registry, "[::1]:5000");
         assert!(!is_valid_tag(&"a".repeat(129)));
         assert!(is_valid_tag("v1.2.3_rc-1"));
     }

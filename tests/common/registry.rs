@@ -145,6 +145,15 @@ pub enum Fault {
     Status(u16),
     /// Read half the body, then drop the connection.
     ResetMidBody,
+    /// Forward the request, let the registry act on it, then drop the connection without
+    /// passing the answer on: the reply is lost, the effect is not.
+    DropReply,
+    /// Wait this long before forwarding (a stalled server).
+    Stall(Duration),
+    /// Forward, then claim another manifest digest in Docker-Content-Digest.
+    WrongDigest,
+    /// Answer 401 with this WWW-Authenticate header.
+    Challenge(&'static str),
     /// Stop serving altogether: every later connection is refused.
     Die,
 }
@@ -165,22 +174,46 @@ pub struct Seen {
     pub path: String,
     pub body_len: usize,
     pub status: u16,
+    /// The request's Authorization header, if it had one.
+    pub authorization: Option<String>,
+}
+
+/// How a proxy behaves besides its faults.
+#[derive(Clone, Debug, Default)]
+pub struct ProxyOptions {
+    /// The address to listen on (default 127.0.0.1).
+    pub bind: Option<std::net::Ipv4Addr>,
+    pub rules: Vec<Rule>,
+    /// Point every absolute Location header of an answer at this base URL instead (same path
+    /// and query).
+    pub rewrite_location: Option<String>,
+    /// Put this Authorization on every forwarded request (what a presigned URL carries in
+    /// itself): the client's own, if any, is dropped.
+    pub inject_authorization: Option<String>,
+    /// Answer every blob GET with a 307 to this base URL + the same path.
+    pub redirect_blob_gets: Option<String>,
 }
 
 /// An HTTP/1.1 proxy in front of the registry: one request per connection, logged, with faults.
 pub struct Proxy {
     pub port: u16,
+    pub addr: std::net::Ipv4Addr,
     pub seen: Arc<Mutex<Vec<Seen>>>,
     stop: Arc<AtomicBool>,
 }
 
 impl Proxy {
     pub fn start(upstream: u16, rules: Vec<Rule>) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Proxy::with(upstream, ProxyOptions { rules, ..Default::default() })
+    }
+
+    pub fn with(upstream: u16, opts: ProxyOptions) -> Proxy {
+        let addr = opts.bind.unwrap_or(std::net::Ipv4Addr::LOCALHOST);
+        let listener = TcpListener::bind((addr, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let rules = Arc::new(Mutex::new(rules));
+        let opts = Arc::new(Mutex::new(opts));
         let (seen2, stop2) = (seen.clone(), stop.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -188,17 +221,17 @@ impl Proxy {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (seen, stop, rules) = (seen2.clone(), stop2.clone(), rules.clone());
+                let (seen, stop, opts) = (seen2.clone(), stop2.clone(), opts.clone());
                 std::thread::spawn(move || {
-                    let _ = handle(conn, upstream, &seen, &stop, &rules);
+                    let _ = handle(conn, upstream, &seen, &stop, &opts);
                 });
             }
         });
-        Proxy { port, seen, stop }
+        Proxy { port, addr, seen, stop }
     }
 
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.addr, self.port)
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -209,7 +242,7 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        let _ = TcpStream::connect((self.addr, self.port));
     }
 }
 
@@ -218,7 +251,7 @@ fn handle(
     upstream: u16,
     seen: &Mutex<Vec<Seen>>,
     stop: &AtomicBool,
-    rules: &Mutex<Vec<Rule>>,
+    opts: &Mutex<ProxyOptions>,
 ) -> std::io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(client.try_clone()?);
@@ -241,20 +274,33 @@ fn handle(
     let mut parts = first.split_whitespace();
     let method = parts.next().unwrap_or_default().to_string();
     let path = parts.next().unwrap_or_default().to_string();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
-        .unwrap_or(0);
-    let fault = {
-        let mut rules = rules.lock().unwrap();
-        rules.iter_mut().find(|r| r.times > 0 && r.method == method && path.contains(r.path_contains)).map(|r| {
-            r.times -= 1;
-            r.fault.clone()
+    let header = |name: &str| {
+        head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
         })
     };
-    let record =
-        |status| seen.lock().unwrap().push(Seen { method: method.clone(), path: path.clone(), body_len: len, status });
-    match fault {
+    let len: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let authorization = header("authorization");
+    let (fault, rewrite, inject, redirect) = {
+        let mut o = opts.lock().unwrap();
+        let fault =
+            o.rules.iter_mut().find(|r| r.times > 0 && r.method == method && path.contains(r.path_contains)).map(|r| {
+                r.times -= 1;
+                r.fault.clone()
+            });
+        (fault, o.rewrite_location.clone(), o.inject_authorization.clone(), o.redirect_blob_gets.clone())
+    };
+    let record = |status| {
+        seen.lock().unwrap().push(Seen {
+            method: method.clone(),
+            path: path.clone(),
+            body_len: len,
+            status,
+            authorization: authorization.clone(),
+        })
+    };
+    match &fault {
         Some(Fault::ResetMidBody) => {
             let mut half = vec![0; len / 2];
             reader.read_exact(&mut half)?;
@@ -271,22 +317,43 @@ fn handle(
         Some(Fault::Status(code)) => {
             let mut body = vec![0; len];
             reader.read_exact(&mut body)?;
-            record(code);
-            let extra = if code == 429 { "Retry-After: 1\r\n" } else { "" };
+            record(*code);
+            let extra = if *code == 429 { "Retry-After: 1\r\n" } else { "" };
             write!(client, "HTTP/1.1 {code} Injected\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n")?;
             return Ok(());
         }
-        None => {}
+        Some(Fault::Challenge(h)) => {
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body)?;
+            record(401);
+            write!(
+                client,
+                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: {h}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )?;
+            return Ok(());
+        }
+        Some(Fault::Stall(d)) => std::thread::sleep(*d),
+        _ => {}
     }
     let mut body = vec![0; len];
     reader.read_exact(&mut body)?;
+    if let Some(base) = redirect.filter(|_| method == "GET" && path.contains("/blobs/sha256:")) {
+        record(307);
+        write!(
+            client,
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: {base}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )?;
+        return Ok(());
+    }
     let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
     let head_out: String = head
         .lines()
         .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .filter(|l| inject.is_none() || !l.to_ascii_lowercase().starts_with("authorization:"))
         .filter(|l| !l.is_empty())
         .map(|l| format!("{l}\r\n"))
         .collect::<String>()
+        + &inject.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default()
         + "Connection: close\r\n\r\n";
     up.write_all(head_out.as_bytes())?;
     up.write_all(&body)?;
@@ -298,7 +365,47 @@ fn handle(
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     record(status);
-    client.write_all(&resp)?;
+    if matches!(fault, Some(Fault::DropReply)) {
+        let _ = client.shutdown(std::net::Shutdown::Both);
+        return Ok(());
+    }
+    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").map_or(resp.len(), |i| i + 4);
+    let (resp_head, resp_body) = resp.split_at(split);
+    let mut resp_head = String::from_utf8_lossy(resp_head).into_owned();
+    if let Some(to) = rewrite {
+        resp_head = resp_head
+            .lines()
+            .map(|l| {
+                let Some((name, value)) = l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case("location")) else {
+                    return l.to_string();
+                };
+                let value = value.trim();
+                match value.find("://").and_then(|i| value[i + 3..].find('/').map(|j| i + 3 + j)) {
+                    Some(path_start) => format!("{name}: {to}{}", &value[path_start..]),
+                    None => l.to_string(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\r\n");
+    }
+    if matches!(fault, Some(Fault::WrongDigest)) {
+        let wrong = format!("sha256:{}", "0".repeat(64));
+        resp_head = resp_head
+            .lines()
+            .map(|l| {
+                if l.to_ascii_lowercase().starts_with("docker-content-digest:") {
+                    format!("Docker-Content-Digest: {wrong}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\r\n");
+    }
+    // `lines()` and `join` lose the blank line that ends the head.
+    let resp_head = resp_head.trim_end().to_string() + "\r\n\r\n";
+    client.write_all(resp_head.as_bytes())?;
+    client.write_all(resp_body)?;
     let _ = client.shutdown(std::net::Shutdown::Both);
     Ok(())
 }
@@ -316,4 +423,83 @@ pub fn raw(port: u16, method: &str, path: &str, content_type: &str, body: &[u8])
     let _ = s.read_to_string(&mut resp);
     let status = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     (status, resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+}
+
+/// An OCI layout of hello-service (tag v1). `extra` bytes appended to the binary change only
+/// the app layer.
+pub fn layout(t: &TempDir, name: &str, extra: &[u8], args: &[&str]) -> (std::path::PathBuf, String) {
+    let bin = t.join(&format!("{name}-bin"));
+    let mut bytes = std::fs::read(hello_service()).unwrap();
+    bytes.extend_from_slice(extra);
+    std::fs::write(&bin, bytes).unwrap();
+    write_ca(&t.join("ca.pem"));
+    let dir = t.join(name);
+    let mut cmd = ship();
+    cmd.args(["image", "--quiet", "--name", "hello-service", "--source-date-epoch", "1700000000", "--binary"])
+        .arg(&bin)
+        .arg("--ca-bundle")
+        .arg(t.join("ca.pem"))
+        .args(args)
+        .args(["--output", &format!("oci:{}:v1", dir.display())]);
+    let digest = ok(&mut cmd).trim().to_string();
+    (dir, digest)
+}
+
+/// `ship push --json` with a private cache dir; returns (success, report or None, stdout+stderr).
+pub fn push(
+    t: &TempDir,
+    from: &std::path::Path,
+    to: &str,
+    extra: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> (bool, Option<serde_json::Value>, String) {
+    let mut cmd = ship();
+    cmd.args(["push", "--json", "--from", &format!("oci:{}:v1", from.display()), to])
+        .args(extra)
+        .env("XDG_CACHE_HOME", t.join("cache"))
+        .env("DOCKER_CONFIG", t.join("no-docker-config"))
+        .env("REGISTRY_AUTH_FILE", t.join("no-podman-auth.json"))
+        .env_remove("SHIP_REGISTRY_USERNAME")
+        .env_remove("SHIP_REGISTRY_PASSWORD")
+        .env_remove("GITHUB_TOKEN")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    if let Some(s) = stdin {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), serde_json::from_str(&stdout).ok(), all)
+}
+
+/// Incompressible bytes (xorshift), the same for the same seed.
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+pub fn skopeo_digest(reference: &str, creds: Option<&str>) -> String {
+    require("skopeo");
+    let mut cmd = Command::new("skopeo");
+    cmd.args(["inspect", "--tls-verify=false"]);
+    if let Some(c) = creds {
+        cmd.args(["--creds", c]);
+    }
+    let v: serde_json::Value = serde_json::from_str(&ok(cmd.arg(format!("docker://{reference}")))).unwrap();
+    v["Digest"].as_str().unwrap().to_string()
 }
