@@ -12,6 +12,9 @@ use std::time::{Duration, SystemTime};
 enum Item {
     File(PathBuf),
     Tree(PathBuf),
+    /// A directory made to hold a lock file: removed only if that is all it holds and nobody
+    /// holds the lock (another writer may be creating a layout in it).
+    LockDir(PathBuf, &'static str),
 }
 
 static PENDING: Mutex<Vec<Item>> = Mutex::new(Vec::new());
@@ -64,6 +67,21 @@ pub fn temp_file_in(dir: &Path, prefix: &str) -> std::io::Result<(tempfile::Name
     })
 }
 
+/// Remove `dir` if ship is interrupted while it holds nothing but the unlocked `lock_file`.
+pub fn lock_dir(dir: &Path, lock_file: &'static str) -> Registered {
+    register(Item::LockDir(dir.to_path_buf(), lock_file))
+}
+
+fn remove_lock_dir(dir: &Path, lock_file: &str) -> std::io::Result<()> {
+    let only_lock = std::fs::read_dir(dir)?.flatten().all(|e| e.file_name() == lock_file);
+    let lock = dir.join(lock_file);
+    if only_lock && lock_is_free(&lock) {
+        std::fs::remove_file(&lock)?;
+        std::fs::remove_dir(dir)?;
+    }
+    Ok(())
+}
+
 /// Remove everything registered now (newest first). For the signal handler.
 pub fn run() {
     let items = std::mem::take(&mut *PENDING.lock().unwrap_or_else(|e| e.into_inner()));
@@ -71,6 +89,7 @@ pub fn run() {
         let _ = match item {
             Item::File(p) => std::fs::remove_file(p),
             Item::Tree(p) => std::fs::remove_dir_all(p),
+            Item::LockDir(p, lock) => remove_lock_dir(p, lock),
         };
     }
 }

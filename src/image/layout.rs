@@ -102,6 +102,9 @@ pub fn write(image: &Image, dir: &Path, tag: &str, waiting: &dyn Fn(&str)) -> Re
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         cleanup::sweep(parent, &[OLD_STAGING]);
     }
+    // Interrupted while waiting for another writer's lock: the directory made for the lock goes
+    // (unless that writer is filling it).
+    let _waiting_guard = (!existed).then(|| cleanup::lock_dir(dir, LOCK_FILE));
     let _lock = Lock::acquire(dir, waiting).map_err(out_err)?;
     let is_layout = dir.join("oci-layout").exists();
     if !is_layout && !only_litter(dir).map_err(out_err)? {
