@@ -1,26 +1,37 @@
-//! Command-line definitions only. Settings are resolved in `config`.
+//! Command-line definitions only. Settings are resolved in `settings`, commands run in
+//! `commands`.
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "ship", version, about = "Build, package and deploy Rust web services reproducibly.")]
+#[command(
+    name = "ship",
+    version,
+    about = "Build, package and deploy Rust web services reproducibly.",
+    long_about = "Build, package and deploy Rust web services reproducibly.\n\nWithout a command, ship runs `ship run` as ship.toml says: build → image → push (when there is a registry to push to)."
+)]
 pub struct Cli {
     /// ship.toml to read (default: ./ship.toml if it exists).
     #[arg(long, global = true, env = "SHIP_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Print nothing on stderr but errors.
+    /// No progress on stderr: only warnings and errors.
     #[arg(long, short, global = true)]
     pub quiet: bool,
     /// Log every registry request (method, URL without query, status) on stderr. Never secrets.
     #[arg(long, short, global = true)]
     pub verbose: bool,
+    /// Without one, `ship run`.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Everything ship.toml asks for: build → image → push; print REF@sha256:<digest> (or the local layout).
+    Run(RunArgs),
+    /// Print every step `ship run` would take, each setting with its source, and the inputs the digest depends on; does nothing.
+    Plan(RunArgs),
     /// Compile the service (cargo build --release --locked, static, mold, sccache); print the binary's path.
     Build(BuildCommand),
     /// Assemble a reproducible OCI image (building the binary first unless --binary); print sha256:<manifest digest>.
@@ -235,11 +246,9 @@ pub struct ToolchainCommand {
     pub json: bool,
 }
 
+/// What goes into the image (ship.toml's [image] gives the same; flags win).
 #[derive(Debug, Args, Default, Clone)]
-pub struct ImageArgs {
-    /// The executable to ship (an ELF binary; static for the default base). Default: `ship build`.
-    #[arg(long, value_name = "PATH")]
-    pub binary: Option<PathBuf>,
+pub struct ImageOptions {
     /// Image name; its last path component names the binary: /app/<name> (default: the binary's file name).
     #[arg(long)]
     pub name: Option<String>,
@@ -264,7 +273,7 @@ pub struct ImageArgs {
     /// Layer compression.
     #[arg(long, value_name = "gzip|zstd|none")]
     pub compression: Option<String>,
-    /// Timestamp for `created` and every mtime (default: $SOURCE_DATE_EPOCH, else HEAD's commit time, else 0).
+    /// Timestamp for the build, `created` and every mtime (default: $SOURCE_DATE_EPOCH, else HEAD's commit time, else 0).
     #[arg(long, value_name = "N")]
     pub source_date_epoch: Option<String>,
     /// Base: `ship` (generated, the default), `scratch` (none), oci:DIR[:TAG], or a registry reference.
@@ -273,6 +282,15 @@ pub struct ImageArgs {
     /// PEM CA bundle for the generated base (default: the toolchain's, else the host's).
     #[arg(long, value_name = "PATH")]
     pub ca_bundle: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Default, Clone)]
+pub struct ImageArgs {
+    /// The executable to ship (an ELF binary; static for the default base). Default: `ship build`.
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
+    #[command(flatten)]
+    pub image: ImageOptions,
     #[command(flatten)]
     pub build: BuildArgs,
     /// Where to write: oci:DIR[:TAG] or docker-archive:FILE[:REF].
@@ -284,4 +302,30 @@ pub struct ImageArgs {
     /// Registry login, for a --base from a registry.
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+/// `ship run` and `ship plan`.
+#[derive(Debug, Args, Default, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub build: BuildArgs,
+    #[command(flatten)]
+    pub image: ImageOptions,
+    /// Where to push: REGISTRY/REPO[:TAG] (default: [image] name; without either, nothing is pushed).
+    #[arg(long = "image", value_name = "REF")]
+    pub reference: Option<String>,
+    /// Push even without --image or [image] name: to ghcr.io/<owner>/<repo> from the git remote origin.
+    #[arg(long)]
+    pub push: bool,
+    /// Tag to push (default: [image] tags, else latest); {git_sha} and {version} are filled in. Repeatable.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Blobs uploaded at once.
+    #[arg(long, default_value_t = 3)]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Print a JSON report (`ship plan`: the plan) instead of the result line.
+    #[arg(long)]
+    pub json: bool,
 }

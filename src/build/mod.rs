@@ -13,18 +13,6 @@ use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("no Cargo.toml at {0}")]
-    NoManifest(PathBuf),
-    #[error("`cargo metadata` failed for {manifest}: {tail}")]
-    Metadata { manifest: PathBuf, tail: String },
-    #[error("the workspace has no package named {name:?}")]
-    UnknownPackage { name: String, available: Vec<String> },
-    #[error("no binary named {name:?} in {scope}")]
-    UnknownBin { name: String, scope: String, available: Vec<String> },
-    #[error("{scope} has no binary target")]
-    NoBin { scope: String },
-    #[error("{scope} has several binaries ({})", available.join(", "))]
-    AmbiguousBin { scope: String, available: Vec<String> },
     #[error("cargo build failed ({status}); cargo's diagnostics are above")]
     CargoFailed { status: String },
     #[error("cargo finished without producing the binary {0}")]
@@ -40,13 +28,6 @@ pub enum Error {
 impl Error {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
-            Error::NoManifest(_) => "run ship inside a Cargo project, or pass --manifest-path path/to/Cargo.toml".into(),
-            Error::Metadata { .. } => "fix the manifest error cargo reports; with --locked, Cargo.lock must be up to date (cargo generate-lockfile)".into(),
-            Error::UnknownPackage { available, .. } => format!("packages in this workspace: {}", available.join(", ")),
-            Error::UnknownBin { available, .. } if available.is_empty() => "this package has no binaries".into(),
-            Error::UnknownBin { available, .. } => format!("binaries: {}", available.join(", ")),
-            Error::NoBin { .. } => "add a [[bin]] target or src/main.rs, or pass --package for a package that has one".into(),
-            Error::AmbiguousBin { .. } => "pick one with --bin NAME, or set bin in the [package] section of ship.toml".into(),
             Error::CargoFailed { .. } => "fix the compile error; `ship build` runs cargo build --release --locked".into(),
             Error::CacheUnavailable(_) => "check [cache] (bucket, region, endpoint) and the AWS credentials, or drop --require-cache to build without it".into(),
             Error::NotHermetic(_) => "use the Nix toolchain (nix run .#ship, or --toolchain nix), or drop --require-hermetic".into(),
@@ -55,13 +36,15 @@ impl Error {
     }
 }
 
-/// What to build.
+/// What to build: a package and binary the project resolved (see [`crate::project`]).
 #[derive(Debug, Clone)]
 pub struct Request {
     pub manifest_path: PathBuf,
-    pub package: Option<String>,
-    pub bin: Option<String>,
-    pub target_dir: Option<PathBuf>,
+    pub package: String,
+    pub version: String,
+    pub bin: String,
+    pub workspace_root: PathBuf,
+    pub target_dir: PathBuf,
     pub require_hermetic: bool,
     /// The S3 backend for sccache ([cache] in ship.toml, or SCCACHE_BUCKET and friends).
     pub cache: Option<sccache::S3>,
@@ -99,100 +82,19 @@ pub struct ToolchainFacts {
     pub versions: Versions,
 }
 
-/// The package and binary cargo metadata says to build.
-struct Selected {
-    package: String,
-    version: String,
-    bin: String,
-    workspace_root: PathBuf,
-    target_directory: PathBuf,
-}
-
-fn tail(bytes: &[u8], lines: usize) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-fn select(
-    req: &Request,
-    cargo: &Path,
-    envs: &std::collections::BTreeMap<std::ffi::OsString, std::ffi::OsString>,
-) -> Result<Selected, Error> {
-    let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps", "--locked", "--manifest-path"])
-        .arg(&req.manifest_path)
-        .env_clear()
-        .envs(envs)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| Error::Spawn { program: cargo.display().to_string(), source })?;
-    if !out.status.success() {
-        return Err(Error::Metadata { manifest: req.manifest_path.clone(), tail: tail(&out.stderr, 10) });
+/// The environment cargo (and `cargo metadata`) runs in: the allowlist of the caller's
+/// variables, with the toolchain's bin/ first on PATH.
+pub fn cargo_env(toolchain: &Toolchain) -> std::collections::BTreeMap<std::ffi::OsString, std::ffi::OsString> {
+    let mut envs = env::inherited(std::env::vars_os());
+    if let Some(root) = &toolchain.root {
+        let path = std::env::join_paths(
+            std::iter::once(root.join("bin"))
+                .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+        )
+        .unwrap_or_default();
+        envs.insert("PATH".into(), path);
     }
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| Error::Metadata { manifest: req.manifest_path.clone(), tail: e.to_string() })?;
-    let packages: Vec<&serde_json::Value> = meta["packages"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
-    let name = |p: &serde_json::Value| p["name"].as_str().unwrap_or_default().to_string();
-    let bins = |p: &serde_json::Value| -> Vec<String> {
-        p["targets"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin")))
-            .filter_map(|t| t["name"].as_str().map(str::to_string))
-            .collect()
-    };
-    // The package: --package; else the one whose manifest was given; else every member.
-    let manifest_abs = std::path::absolute(&req.manifest_path).unwrap_or(req.manifest_path.clone());
-    let candidates: Vec<&serde_json::Value> = match &req.package {
-        Some(p) => {
-            let found: Vec<_> = packages.iter().copied().filter(|x| x["name"] == p.as_str()).collect();
-            if found.is_empty() {
-                return Err(Error::UnknownPackage {
-                    name: p.clone(),
-                    available: packages.iter().map(|p| name(p)).collect(),
-                });
-            }
-            found
-        }
-        None => {
-            let own: Vec<_> = packages
-                .iter()
-                .copied()
-                .filter(|p| p["manifest_path"].as_str().map(Path::new) == Some(manifest_abs.as_path()))
-                .collect();
-            if own.is_empty() { packages.clone() } else { own }
-        }
-    };
-    let scope = match &req.package {
-        Some(p) => format!("package {p}"),
-        None if candidates.len() == 1 => format!("package {}", name(candidates[0])),
-        None => "the workspace".to_string(),
-    };
-    let all: Vec<(String, &serde_json::Value)> =
-        candidates.iter().flat_map(|p| bins(p).into_iter().map(move |b| (b, *p))).collect();
-    let (bin, pkg) = match &req.bin {
-        Some(b) => all.iter().find(|(n, _)| n == b).cloned().ok_or_else(|| Error::UnknownBin {
-            name: b.clone(),
-            scope: scope.clone(),
-            available: all.iter().map(|(n, _)| n.clone()).collect(),
-        })?,
-        None => match all.as_slice() {
-            [] => return Err(Error::NoBin { scope }),
-            [one] => one.clone(),
-            many => {
-                return Err(Error::AmbiguousBin { scope, available: many.iter().map(|(n, _)| n.clone()).collect() });
-            }
-        },
-    };
-    Ok(Selected {
-        package: name(pkg),
-        version: pkg["version"].as_str().unwrap_or_default().to_string(),
-        bin,
-        workspace_root: PathBuf::from(meta["workspace_root"].as_str().unwrap_or_default()),
-        target_directory: PathBuf::from(meta["target_directory"].as_str().unwrap_or_default()),
-    })
+    envs
 }
 
 /// `--remap-path-prefix FROM=TO` for `from` and, if different, its canonical form.
@@ -217,9 +119,6 @@ pub fn build(req: &Request, toolchain: &Toolchain, warn: &mut dyn FnMut(&str)) -
         warn(&w);
         warnings.push(w);
     };
-    if !req.manifest_path.is_file() {
-        return Err(Error::NoManifest(req.manifest_path.clone()));
-    }
     if req.require_hermetic && !toolchain.is_hermetic() {
         return Err(Error::NotHermetic("the toolchain comes from the host's PATH, not Nix".into()));
     }
@@ -230,22 +129,8 @@ pub fn build(req: &Request, toolchain: &Toolchain, warn: &mut dyn FnMut(&str)) -
         program: rustc.display().to_string(),
         source: std::io::Error::other("rustc -vV printed no host triple"),
     })?;
-
-    let mut envs = env::inherited(std::env::vars_os());
-    if let Some(root) = &toolchain.root {
-        let path = std::env::join_paths(
-            std::iter::once(root.join("bin"))
-                .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
-        )
-        .unwrap_or_default();
-        envs.insert("PATH".into(), path);
-    }
-    let selected = select(req, &cargo, &envs)?;
-    let target_dir = req
-        .target_dir
-        .clone()
-        .map(|d| std::path::absolute(&d).unwrap_or(d))
-        .unwrap_or(selected.target_directory.clone());
+    let mut envs = cargo_env(toolchain);
+    let target_dir = std::path::absolute(&req.target_dir).unwrap_or(req.target_dir.clone());
 
     let mut rustflags: Vec<String> = Vec::new();
     let linux_gnu = target.ends_with("-linux-gnu");
@@ -293,7 +178,7 @@ pub fn build(req: &Request, toolchain: &Toolchain, warn: &mut dyn FnMut(&str)) -
     {
         remap(&mut rustflags, Path::new(String::from_utf8_lossy(&sysroot.stdout).trim()), "/rustc-sysroot");
     }
-    remap(&mut rustflags, &selected.workspace_root, "/source");
+    remap(&mut rustflags, &req.workspace_root, "/source");
     remap(&mut rustflags, &target_dir, "/target");
 
     envs.insert("CARGO_ENCODED_RUSTFLAGS".into(), env::encode_rustflags(&rustflags).into());
@@ -342,7 +227,7 @@ pub fn build(req: &Request, toolchain: &Toolchain, warn: &mut dyn FnMut(&str)) -
     let mut cmd = Command::new(&cargo);
     cmd.args(["build", "--release", "--locked", "--message-format=json-render-diagnostics", "--manifest-path"])
         .arg(&req.manifest_path)
-        .args(["--package", &selected.package, "--bin", &selected.bin, "--target", &target])
+        .args(["--package", &req.package, "--bin", &req.bin, "--target", &target])
         .env_clear()
         .envs(&envs)
         .stdin(Stdio::null())
@@ -356,7 +241,7 @@ pub fn build(req: &Request, toolchain: &Toolchain, warn: &mut dyn FnMut(&str)) -
     for line in BufReader::new(child.stdout.take().expect("piped")).lines().map_while(Result::ok) {
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
         let is_our_bin = msg["reason"] == "compiler-artifact"
-            && msg["target"]["name"] == selected.bin.as_str()
+            && msg["target"]["name"] == req.bin.as_str()
             && msg["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin"));
         if is_our_bin {
             binary = msg["executable"].as_str().map(PathBuf::from);
@@ -366,16 +251,16 @@ pub fn build(req: &Request, toolchain: &Toolchain, warn: &mut dyn FnMut(&str)) -
     if !status.success() {
         return Err(Error::CargoFailed { status: status.to_string() });
     }
-    let binary = binary.ok_or_else(|| Error::NoArtifact(selected.bin.clone()))?;
+    let binary = binary.ok_or_else(|| Error::NoArtifact(req.bin.clone()))?;
     let sccache_stats = server.as_ref().and_then(|s| s.stats());
     drop(server);
     Ok(Facts {
         binary,
-        package: selected.package,
-        bin: selected.bin,
-        version: selected.version,
+        package: req.package.clone(),
+        bin: req.bin.clone(),
+        version: req.version.clone(),
         target,
-        workspace_root: selected.workspace_root,
+        workspace_root: req.workspace_root.clone(),
         toolchain: ToolchainFacts {
             source: toolchain.source,
             identity: toolchain.identity(&versions),

@@ -296,6 +296,11 @@ pub struct BaseImage {
     pub layers: Vec<Layer>,
 }
 
+/// The digest of what `tag` names in the layout at `dir` (a manifest or an index).
+pub fn tagged_digest(dir: &Path, tag: &str) -> Result<String, Error> {
+    Ok(tagged(dir, tag)?["digest"].as_str().unwrap_or_default().to_string())
+}
+
 /// The index descriptor tagged `tag` in the layout at `dir`.
 fn tagged(dir: &Path, tag: &str) -> Result<Value, Error> {
     if !dir.join("oci-layout").is_file() {

@@ -144,6 +144,8 @@ pub struct Image {
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 pub const LABEL_CA_SHA256: &str = "dev.ship.ca-bundle.sha256";
+/// ship's version: it decides the compressors' versions, so it decides digests.
+pub const LABEL_SHIP_VERSION: &str = "dev.ship.version";
 
 fn read_input(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|source| Error::ReadInput { what, path: path.to_path_buf(), source })

@@ -46,7 +46,7 @@ impl Error {
                 "expose packages.<system>.toolchain in flake.nix (see ship's nix/toolchain.nix)".into()
             }
             Error::NixFailed { .. } => {
-                "fix the error nix reports above; `nix flake lock` if the lock file is out of date".into()
+                "fix the error nix reports above (offline? the pinned nixpkgs must be fetched once; `nix flake lock` if the lock file is out of date), or build with the host's tools: --toolchain host (not hermetic: the digest will not be reproducible elsewhere)".into()
             }
             Error::BadToolchainDir { .. } => {
                 "point --toolchain or SHIP_TOOLCHAIN at a toolchain store path (nix build .#toolchain)".into()
@@ -70,6 +70,16 @@ pub enum Request {
 }
 
 impl Request {
+    /// How the user would write it: `auto`, `nix`, `host`, or the directory.
+    pub fn describe(&self) -> String {
+        match self {
+            Request::Auto { .. } => "auto".into(),
+            Request::Nix => "nix".into(),
+            Request::Host => "host".into(),
+            Request::Dir(d) => d.display().to_string(),
+        }
+    }
+
     pub fn parse(value: &str, ship_toolchain: Option<PathBuf>) -> Result<Request, Error> {
         Ok(match value {
             "auto" => Request::Auto { ship_toolchain },
@@ -331,6 +341,60 @@ pub fn resolve(
             Toolchain::from_host()
         }
     }
+}
+
+/// What `ship plan` can say about the toolchain without realising it (no nix build, no
+/// network): where it will come from, and its identity where that is known already.
+#[derive(Debug, Clone, Serialize)]
+pub struct Planned {
+    pub source: String,
+    /// The store path or host rustc identity; None for a Nix toolchain not yet realised.
+    pub identity: Option<String>,
+    pub flake: Option<String>,
+    pub hermetic: bool,
+    pub note: Option<String>,
+}
+
+/// The toolchain `resolve` would use, found without building anything. The second value is the
+/// toolchain itself when it is already on disk (a directory or the host's PATH).
+pub fn plan(request: &Request, project_dir: &Path) -> Result<(Planned, Option<Toolchain>), Error> {
+    let known = |tc: Toolchain| {
+        let versions = tc.versions();
+        let planned = Planned {
+            source: tc.source.describe().to_string(),
+            identity: Some(tc.identity(&versions)),
+            flake: None,
+            hermetic: tc.is_hermetic(),
+            note: (!tc.is_hermetic()).then(|| "the host's tools: the digest will not be reproducible elsewhere".into()),
+        };
+        (planned, Some(tc))
+    };
+    let nix_installed = which::which("nix").is_ok();
+    let from_flake = |dir: PathBuf| Planned {
+        source: Source::Nix.describe().to_string(),
+        identity: None,
+        flake: Some(dir.display().to_string()),
+        hermetic: true,
+        note: Some(format!("realised by `ship run` with nix build {}#toolchain; pinned by flake.lock", dir.display())),
+    };
+    Ok(match request {
+        Request::Auto { ship_toolchain: Some(dir) } => known(Toolchain::from_dir(Source::Env, dir.clone(), None)?),
+        Request::Dir(dir) => {
+            known(Toolchain::from_dir(Source::Dir, std::path::absolute(dir).unwrap_or(dir.clone()), None)?)
+        }
+        Request::Host => known(Toolchain::from_host()?),
+        Request::Nix => {
+            if !nix_installed {
+                return Err(Error::NixMissing);
+            }
+            let dir = find_flake(project_dir).ok_or_else(|| Error::NoFlake(project_dir.to_path_buf()))?;
+            (from_flake(dir), None)
+        }
+        Request::Auto { ship_toolchain: None } => match find_flake(project_dir) {
+            Some(dir) if nix_installed => (from_flake(dir), None),
+            _ => known(Toolchain::from_host()?),
+        },
+    })
 }
 
 #[cfg(test)]

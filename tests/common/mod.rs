@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-pub const INSTALL_HINT: &str = "run scripts/install-test-deps (it installs every tool the tests use)";
+pub const INSTALL_HINT: &str = "run scripts/install-test-deps (it installs every tool the tests use), and put its Python venv (~/.cache/ship-test-venv/bin) first on PATH, as scripts/test does";
 
 /// The ship binary under test, with no ship-related variables inherited from the caller.
 pub fn ship() -> Command {

@@ -1,0 +1,44 @@
+//! `ship push`: push an image from an OCI layout; print REF@sha256:<digest>.
+
+use super::{Context, print_json, steps};
+use crate::Error;
+use crate::cli::PushCommand;
+use crate::registry::{self, Reference};
+use crate::settings::{self, parse};
+
+pub fn run(ctx: &Context, cmd: &PushCommand) -> Result<(), Error> {
+    let reference = Reference::parse(&cmd.reference)?;
+    let (dir, tag) = parse::parse_layout_ref("--from", &cmd.from)?;
+    let image = crate::image::layout::load(&dir, &tag)?;
+    if let Some(d) = &reference.digest {
+        if *d != image.manifest_digest {
+            return Err(settings::Error::BadValue {
+                flag: "REF",
+                value: cmd.reference.clone(),
+                expected: "a digest equal to the image's (or no digest)",
+            }
+            .into());
+        }
+    }
+    // REF's tag (docker's `latest` when it names neither tag nor digest), then every --tag.
+    let implied = reference.digest.is_none().then(|| reference.tag_or_latest().to_string());
+    let mut tags: Vec<String> = reference.tag.clone().or(implied).into_iter().chain(cmd.tags.iter().cloned()).collect();
+    tags.dedup();
+    for t in &tags {
+        if !registry::reference::is_valid_tag(t) {
+            return Err(settings::Error::BadValue {
+                flag: "--tag",
+                value: t.clone(),
+                expected: "a tag: 1-128 letters, digits, '_', '.' or '-'",
+            }
+            .into());
+        }
+    }
+    let report = steps::push(ctx, &image, &reference, tags, cmd.mount_from.clone(), &cmd.registry, cmd.concurrency)?;
+    if cmd.json {
+        print_json(&report);
+    } else {
+        println!("{}", report.reference);
+    }
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! The pipeline's steps, shared by the commands and by `ship run`, so that each command and the
+//! pipeline cannot drift apart. Each returns a value; none prints a result (progress goes to
+//! stderr through the reporter).
+
+use super::Context;
+use crate::Error;
+use crate::build;
+use crate::cleanup;
+use crate::cli::{BuildArgs, RegistryArgs};
+use crate::image::{self, Image};
+use crate::project::{self, Project};
+use crate::registry::{self, Reference};
+use crate::report::{PushProgress, human_bytes};
+use crate::settings::{self, ImageSettings, Output, Setting};
+use crate::toolchain::{self, Toolchain};
+use std::path::{Path, PathBuf};
+
+/// The directory the project (and its flake) is looked up from.
+fn project_dir(manifest: &Path) -> PathBuf {
+    match manifest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Find or realise the toolchain.
+pub fn toolchain(ctx: &Context, request: &Setting<toolchain::Request>, manifest: &Path) -> Result<Toolchain, Error> {
+    let mut warn = |w: String| ctx.report.warn(w);
+    Ok(toolchain::resolve(&request.value, &project_dir(manifest), ctx.report.is_quiet(), &mut warn)?)
+}
+
+/// The project's facts, with the toolchain's cargo.
+pub fn project(req: &project::Request, tc: &Toolchain) -> Result<Project, Error> {
+    let cargo = tc.tool("cargo").expect("a resolved toolchain has cargo");
+    Ok(project::resolve(req, cargo, &build::cargo_env(tc))?)
+}
+
+/// A build: the toolchain, the project, the one epoch, and what cargo made.
+pub struct Built {
+    pub project: Project,
+    pub epoch: Setting<i64>,
+    pub facts: build::Facts,
+}
+
+/// toolchain → project → build, with the epoch from `epoch_flag`, the environment or the
+/// commit: the same epoch the image will take.
+pub fn build(ctx: &Context, args: &BuildArgs, epoch_flag: Option<&str>) -> Result<Built, Error> {
+    let request = settings::project_request(args, &ctx.loaded);
+    let tc_request = settings::toolchain(args.toolchain.as_deref(), &ctx.loaded)?;
+    let tc = toolchain(ctx, &tc_request, &request.manifest_path.value)?;
+    let project = project(&request, &tc)?;
+    let epoch = settings::epoch(epoch_flag, Some(&project))?;
+    let req = settings::build(args, &ctx.loaded, &project, epoch.value, ctx.report.is_quiet());
+    ctx.report.step(format!(
+        "building {} ({} {}) with the {} toolchain{}",
+        project.manifest_path.display(),
+        project.package.bin,
+        project.package.version,
+        tc.source.describe(),
+        tc.root.as_ref().map(|r| format!(" {}", r.display())).unwrap_or_default()
+    ));
+    let mut warn = |w: &str| ctx.report.warn(w);
+    let facts = build::build(&req, &tc, &mut warn)?;
+    ctx.report.step(format!(
+        "built {} {} for {} in {:.1}s (linker {}, {}, sccache {})",
+        facts.bin,
+        facts.version,
+        facts.target,
+        facts.duration_ms as f64 / 1000.0,
+        facts.linker,
+        if facts.static_linking { "static" } else { "dynamic" },
+        match &facts.sccache {
+            Some(st) =>
+                format!("{} hits, {} misses, {:.0}% hit rate, {}", st.hits, st.misses, st.hit_rate * 100.0, st.backend),
+            None => "off".to_string(),
+        },
+    ));
+    Ok(Built { project, epoch, facts })
+}
+
+/// A registry client for `reference`'s registry, with the credentials chain and time bounds.
+pub fn registry_client(
+    ctx: &Context,
+    reference: &Reference,
+    args: &RegistryArgs,
+) -> Result<registry::client::Client, Error> {
+    let inputs = settings::registry_inputs(args, &mut std::io::stdin())?;
+    let creds = registry::auth::resolve(&reference.registry, &inputs);
+    let timeouts = settings::parse::timeouts(args.timeout.as_deref(), args.request_timeout.as_deref())?;
+    Ok(registry::client::Client::new(&reference.registry, &args.insecure, creds, ctx.verbose, timeouts)?)
+}
+
+/// The label that records a registry base, so a push can mount its layers.
+pub const LABEL_BASE: &str = "dev.ship.base";
+
+/// Everything that goes into an image besides the settings: what to run and who made it.
+pub struct ImageInputs<'a> {
+    pub binary: &'a Path,
+    pub name: String,
+    pub project: Option<&'a Project>,
+    pub built: Option<&'a build::Facts>,
+    pub epoch: i64,
+}
+
+/// An assembled image, and the staging directory its base layers are read from (a registry
+/// base's): kept until the image is written or pushed.
+pub struct Assembled {
+    pub image: Image,
+    _staging: Option<(tempfile::TempDir, cleanup::Registered)>,
+}
+
+impl std::ops::Deref for Assembled {
+    type Target = Image;
+    fn deref(&self) -> &Image {
+        &self.image
+    }
+}
+
+/// Assemble the image: a registry base is pulled into a staging layout first, so assembly
+/// itself stays offline.
+pub fn image(
+    ctx: &Context,
+    settings: &ImageSettings,
+    inputs: ImageInputs<'_>,
+    registry_args: &RegistryArgs,
+) -> Result<Assembled, Error> {
+    let mut staging = None;
+    let mut base_label = None;
+    if let Some(base) = settings::registry_base(settings) {
+        let platform = image::binary_platform(inputs.binary)?;
+        let client = registry_client(ctx, &base, registry_args)?;
+        ctx.report.step(format!("pulling the base {base} ({}/{})", platform.os, platform.architecture));
+        let dir = tempfile::tempdir()
+            .map_err(|e| registry::Error::Io { context: "making a staging directory".into(), source: e })?;
+        let guard = cleanup::tree(dir.path());
+        let pulled = registry::pull::pull(&client, &base, &platform, dir.path())?;
+        let layout_dir = dir.path().join("layout");
+        image::layout::write(&pulled, &layout_dir, "base", &|m| ctx.report.step(m))?;
+        base_label = Some(format!("{}/{}@{}", base.registry, base.repository, pulled.manifest_digest));
+        staging = Some((dir, guard, format!("oci:{}:base", layout_dir.display())));
+    }
+    let base = settings::base(settings, staging.as_ref().map(|s| s.2.as_str()))?;
+    let mut req =
+        settings::image_request(settings, inputs.name, inputs.binary, base, inputs.project, inputs.built, inputs.epoch);
+    if let Some(b) = base_label {
+        req.labels.insert(LABEL_BASE.to_string(), b);
+    }
+    ctx.report.step(format!(
+        "assembling {} from {} ({} layers, {})",
+        req.name,
+        req.binary.display(),
+        req.compression.name(),
+        match &req.base {
+            image::Base::Generated { ca_bundle } => format!("generated base, CA bundle {}", ca_bundle.display()),
+            image::Base::Scratch => "no base".into(),
+            image::Base::Layout { dir, tag } => format!("base oci:{}:{tag}", dir.display()),
+        }
+    ));
+    let image = image::build(&req)?;
+    for (i, l) in image.layers.iter().enumerate() {
+        ctx.report.step(format!("layer {}: {} {}", i + 1, l.digest, human_bytes(l.size)));
+    }
+    Ok(Assembled { image, _staging: staging.map(|(dir, guard, _)| (dir, guard)) })
+}
+
+/// Write the image to a layout or an archive.
+pub fn write(ctx: &Context, image: &Image, output: &Output) -> Result<(), Error> {
+    match output {
+        Output::Layout { dir, tag } => image::layout::write(image, dir, tag, &|m| ctx.report.step(m))?,
+        Output::Archive { file, repo_tag } => image::archive::write(image, file, repo_tag)?,
+    }
+    ctx.report.step(format!("wrote {output} ({}/{})", image.platform.os, image.platform.architecture));
+    Ok(())
+}
+
+/// Push an image: the blobs the registry lacks, then the manifest under every tag.
+pub fn push(
+    ctx: &Context,
+    image: &Image,
+    reference: &Reference,
+    tags: Vec<String>,
+    mut mount_from: Vec<String>,
+    registry_args: &RegistryArgs,
+    concurrency: usize,
+) -> Result<registry::push::Report, Error> {
+    let client = registry_client(ctx, reference, registry_args)?;
+    let cache = settings::cache_dir();
+    // An image built on a registry base can mount the base's layers from its repository.
+    let base_repo = serde_json::from_slice::<oci_spec::image::ImageConfiguration>(&image.config)
+        .ok()
+        .and_then(|c| c.config().as_ref()?.labels().as_ref()?.get(LABEL_BASE).cloned())
+        .and_then(|b| Reference::parse(&b).ok())
+        .filter(|b| b.registry == reference.registry);
+    mount_from.extend(base_repo.map(|b| b.repository));
+    mount_from.extend(registry::known::candidates(cache.as_deref(), &reference.registry, &reference.repository));
+    ctx.report.step(format!(
+        "pushing {} ({} blobs) to {}/{} as {}, credentials: {}",
+        image.manifest_digest,
+        image.layers.len() + 1,
+        reference.registry,
+        reference.repository,
+        if tags.is_empty() { image.manifest_digest.clone() } else { tags.join(", ") },
+        client.credentials.source.describe()
+    ));
+    let opts = registry::push::Options { tags, mount_from, concurrency, chunk_size: registry::push::MAX_CHUNK };
+    let progress = PushProgress::new(ctx.report.is_quiet());
+    let result = registry::push::push(&client, &reference.repository, image, &opts, &progress)?;
+    registry::known::record(cache.as_deref(), &reference.registry, &reference.repository);
+    ctx.report.step(format!(
+        "pushed {}: {} uploaded, {} skipped, {} mounted, {} sent in {} requests",
+        result.digest,
+        result.blobs_uploaded,
+        result.blobs_skipped,
+        result.blobs_mounted,
+        human_bytes(result.bytes_uploaded),
+        result.requests
+    ));
+    Ok(result)
+}
