@@ -128,7 +128,12 @@ impl S3 {
             .build();
         let client = rt.block_on(async {
             // The standard chain: environment, profile, web identity (GitHub OIDC), IMDS.
+            use aws_smithy_http_client::tls;
+            let http = aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+                .build_https();
             let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .http_client(http)
                 .region(aws_config::Region::new(s.region.clone()))
                 .timeout_config(timeouts)
                 .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
