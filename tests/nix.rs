@@ -153,6 +153,9 @@ fn nix_failures_show_nix_log_and_a_flake_without_toolchain_falls_back() {
     let (success, stdout, stderr) = run(&mut cmd);
     assert!(!success && stdout.is_empty());
     assert!(stderr.contains("error: `nix build") && stderr.contains("undefined variable 'undefinedThing'"), "{stderr}");
+    // When nix cannot realise the toolchain (broken, or offline), the way out is named.
+    let hint = stderr.lines().find(|l| l.starts_with("hint: ")).unwrap_or_default();
+    assert!(hint.contains("--toolchain host") && hint.contains("not hermetic"), "{stderr}");
 
     // A flake with no toolchain output: auto warns and uses the host; nix says it is missing.
     let bare = t.join("bare");

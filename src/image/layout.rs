@@ -9,11 +9,13 @@
 
 use super::elf::Platform;
 use super::layer::Layer;
-use super::spec::{self, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
+use super::spec;
 use super::{Error, Image, digest};
 use crate::cleanup;
-use oci_spec::image::ImageConfiguration;
-use serde_json::{Value, json};
+use oci_spec::image::{
+    Arch, Descriptor, ImageConfiguration, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType, Os, PlatformBuilder,
+};
+use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -229,53 +231,55 @@ fn blob_permissions() -> fs::Permissions {
 }
 
 /// The index with `image` under `tag`, replacing whatever had that tag before.
-fn index_with(old: Option<Value>, image: &Image, tag: &str) -> Value {
-    let mut manifests: Vec<Value> =
-        old.as_ref().and_then(|o| o.get("manifests")).and_then(Value::as_array).cloned().unwrap_or_default();
-    manifests.retain(|m| m.pointer(&format!("/annotations/{}", REF_NAME.replace('/', "~1"))) != Some(&json!(tag)));
-    let mut platform = json!({"architecture": image.platform.architecture, "os": image.platform.os});
-    if let Some(v) = &image.platform.variant {
-        platform["variant"] = json!(v);
-    }
+fn index_with(old: Option<ImageIndex>, image: &Image, tag: &str) -> ImageIndex {
+    let mut index = old.unwrap_or_else(|| {
+        ImageIndexBuilder::default()
+            .schema_version(2u32)
+            .manifests(vec![])
+            .build()
+            .expect("the required fields are set")
+    });
+    index.set_schema_version(2);
+    index.set_media_type(Some(MediaType::ImageIndex));
+    let mut manifests: Vec<Descriptor> =
+        index.manifests().iter().filter(|m| ref_name(m) != Some(tag)).cloned().collect();
     // The manifest's own media type (a pulled image may be a docker v2 manifest).
-    let media_type = serde_json::from_slice::<Value>(&image.manifest)
+    let media_type = serde_json::from_slice::<ImageManifest>(&image.manifest)
         .ok()
-        .and_then(|m| m.get("mediaType").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_else(|| MANIFEST_MEDIA_TYPE.to_string());
-    manifests.push(json!({
-        "mediaType": media_type,
-        "digest": image.manifest_digest,
-        "size": image.manifest.len(),
-        "annotations": {REF_NAME: tag},
-        "platform": platform,
-    }));
-    let mut index = old.unwrap_or_else(|| json!({}));
-    index["schemaVersion"] = json!(2);
-    index["mediaType"] = json!(INDEX_MEDIA_TYPE);
-    index["manifests"] = Value::Array(manifests);
+        .and_then(|m| m.media_type().clone())
+        .unwrap_or(MediaType::ImageManifest);
+    let mut desc = Descriptor::new(media_type, image.manifest.len() as u64, spec::parse_digest(&image.manifest_digest));
+    desc.set_annotations(Some(HashMap::from([(REF_NAME.to_string(), tag.to_string())])));
+    let platform = PlatformBuilder::default()
+        .architecture(Arch::from(image.platform.architecture.as_str()))
+        .os(Os::from(image.platform.os.as_str()))
+        .variant(image.platform.variant.clone().unwrap_or_default())
+        .build()
+        .expect("architecture and os are set");
+    let mut platform = platform;
+    if image.platform.variant.is_none() {
+        platform.set_variant(None);
+    }
+    desc.set_platform(Some(platform));
+    manifests.push(desc);
+    index.set_manifests(manifests);
     index
 }
 
-fn read_index(dir: &Path) -> Result<Value, Error> {
+/// The tag a descriptor of index.json carries.
+fn ref_name(d: &Descriptor) -> Option<&str> {
+    d.annotations().as_ref()?.get(REF_NAME).map(String::as_str)
+}
+
+fn read_index(dir: &Path) -> Result<ImageIndex, Error> {
     let bad = |why: String| Error::NotALayout { dir: dir.to_path_buf(), why };
     let bytes = fs::read(dir.join("index.json")).map_err(|e| bad(format!("its index.json cannot be read ({e})")))?;
-    let index: Value =
-        serde_json::from_slice(&bytes).map_err(|e| bad(format!("its index.json is not valid JSON ({e})")))?;
-    if !index.get("manifests").is_some_and(Value::is_array) {
-        return Err(bad("its index.json has no manifests list".into()));
-    }
-    Ok(index)
+    serde_json::from_slice(&bytes).map_err(|e| bad(format!("its index.json is not an OCI image index ({e})")))
 }
 
 /// The tags of a layout, in index order.
 pub fn tags(dir: &Path) -> Result<Vec<String>, Error> {
-    let index = read_index(dir)?;
-    Ok(index["manifests"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m.get("annotations")?.get(REF_NAME)?.as_str().map(str::to_string))
-        .collect())
+    Ok(read_index(dir)?.manifests().iter().filter_map(|m| ref_name(m).map(str::to_string)).collect())
 }
 
 /// A verified blob's bytes (small blobs only: manifests, configs, indexes).
@@ -298,34 +302,56 @@ pub struct BaseImage {
 
 /// The digest of what `tag` names in the layout at `dir` (a manifest or an index).
 pub fn tagged_digest(dir: &Path, tag: &str) -> Result<String, Error> {
-    Ok(tagged(dir, tag)?["digest"].as_str().unwrap_or_default().to_string())
+    Ok(tagged(dir, tag)?.digest().to_string())
 }
 
 /// The index descriptor tagged `tag` in the layout at `dir`.
-fn tagged(dir: &Path, tag: &str) -> Result<Value, Error> {
+fn tagged(dir: &Path, tag: &str) -> Result<Descriptor, Error> {
     if !dir.join("oci-layout").is_file() {
         return Err(Error::NotALayout { dir: dir.to_path_buf(), why: "it has no oci-layout file".into() });
     }
     let index = read_index(dir)?;
-    index["manifests"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|m| m.get("annotations").and_then(|a| a.get(REF_NAME)) == Some(&json!(tag)))
-        .cloned()
-        .ok_or_else(|| Error::TagNotFound {
-            dir: dir.to_path_buf(),
-            tag: tag.to_string(),
-            tags: tags(dir).unwrap_or_default(),
-        })
+    index.manifests().iter().find(|m| ref_name(m) == Some(tag)).cloned().ok_or_else(|| Error::TagNotFound {
+        dir: dir.to_path_buf(),
+        tag: tag.to_string(),
+        tags: index.manifests().iter().filter_map(|m| ref_name(m).map(str::to_string)).collect(),
+    })
 }
 
-/// The entry of an image index's `manifests` for `platform` (os and architecture).
-pub fn select_platform<'a>(manifests: &'a [Value], platform: &Platform) -> Option<&'a Value> {
-    manifests.iter().find(|m| {
-        m.pointer("/platform/architecture") == Some(&json!(platform.architecture))
-            && m.pointer("/platform/os") == Some(&json!(platform.os))
-    })
+/// The entry of an image index's `manifests` for `want`: the same os and architecture, and
+/// the same variant when both name one (arm64's `v8` is what no variant means). An exact
+/// variant match wins over an entry without a variant.
+pub fn select_platform<'a>(manifests: &'a [Descriptor], want: &Platform) -> Option<&'a Descriptor> {
+    let normal = |arch: &str, variant: Option<&str>| match (arch, variant) {
+        ("arm64", None) => Some("v8".to_string()),
+        (_, v) => v.map(str::to_string),
+    };
+    let want_variant = normal(&want.architecture, want.variant.as_deref());
+    let candidates: Vec<&Descriptor> = manifests
+        .iter()
+        .filter(|m| {
+            m.platform()
+                .as_ref()
+                .is_some_and(|p| p.architecture().to_string() == want.architecture && p.os().to_string() == want.os)
+        })
+        .collect();
+    let variant_of = |m: &Descriptor| {
+        let p = m.platform().as_ref().expect("filtered on platform");
+        normal(&p.architecture().to_string(), p.variant().as_deref())
+    };
+    candidates
+        .iter()
+        .find(|m| variant_of(m) == want_variant)
+        .or_else(|| candidates.iter().find(|m| variant_of(m).is_none() || want_variant.is_none()))
+        .copied()
+}
+
+fn is_index(media_type: &MediaType) -> bool {
+    match media_type {
+        MediaType::ImageIndex => true,
+        MediaType::Other(t) => t == "application/vnd.docker.distribution.manifest.list.v2+json",
+        _ => false,
+    }
 }
 
 /// Read the image tagged `tag` for `platform` (choosing from an image index if it is one).
@@ -334,43 +360,41 @@ pub fn read_image(dir: &Path, tag: &str, platform: &Platform) -> Result<BaseImag
     let mut desc = tagged(dir, tag)?;
     // Nested indexes are followed until a manifest for our platform turns up.
     for _ in 0..4 {
-        let media_type = desc["mediaType"].as_str().unwrap_or_default();
-        let digest = desc["digest"].as_str().unwrap_or_default().to_string();
+        let digest = desc.digest().to_string();
         let bytes = read_blob(dir, &digest)?;
-        let doc: Value = serde_json::from_slice(&bytes).map_err(|e| bad(format!("blob {digest} is not JSON ({e})")))?;
-        let is_index = media_type == INDEX_MEDIA_TYPE
-            || media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
-            || (media_type.is_empty() && doc.get("manifests").is_some());
-        if is_index {
-            desc = doc["manifests"].as_array().and_then(|list| select_platform(list, platform)).cloned().ok_or_else(
-                || Error::NoPlatform {
-                    what: format!("{}:{tag}", dir.display()),
-                    platform: platform.architecture.clone(),
-                },
-            )?;
+        if is_index(desc.media_type()) {
+            let index: ImageIndex = serde_json::from_slice(&bytes)
+                .map_err(|e| bad(format!("blob {digest} is not an image index ({e})")))?;
+            desc = select_platform(index.manifests(), platform).cloned().ok_or_else(|| Error::NoPlatform {
+                what: format!("{}:{tag}", dir.display()),
+                platform: format!("{}/{}", platform.os, platform.architecture),
+            })?;
             continue;
         }
-        return read_manifest(dir, &doc, Verify::Digest);
+        let manifest: ImageManifest =
+            serde_json::from_slice(&bytes).map_err(|e| bad(format!("blob {digest} is not an image manifest ({e})")))?;
+        return read_manifest(dir, &manifest, Verify::Digest);
     }
     Err(bad("its indexes nest too deeply".into()))
 }
 
 /// The image tagged `tag`, exactly as stored (manifest and config bytes unchanged), with every
-/// manifest and config verified and every layer blob's size checked: what `ship push` uploads. Image indexes are not images: an error says so.
+/// manifest and config verified and every layer blob's size checked: what `ship push` uploads.
+/// Image indexes are not images: an error says so.
 pub fn load(dir: &Path, tag: &str) -> Result<Image, Error> {
     let bad = |why: String| Error::NotALayout { dir: dir.to_path_buf(), why };
     let desc = tagged(dir, tag)?;
-    let manifest_digest = desc["digest"].as_str().unwrap_or_default().to_string();
+    let manifest_digest = desc.digest().to_string();
     let manifest = read_blob(dir, &manifest_digest)?;
-    let doc: Value =
-        serde_json::from_slice(&manifest).map_err(|e| bad(format!("manifest {manifest_digest} is not JSON ({e})")))?;
-    if doc.get("manifests").is_some() {
+    if is_index(desc.media_type()) || serde_json::from_slice::<ImageIndex>(&manifest).is_ok() {
         return Err(bad(format!("{tag} is an image index; only single-platform images can be pushed")));
     }
+    let doc: ImageManifest = serde_json::from_slice(&manifest)
+        .map_err(|e| bad(format!("manifest {manifest_digest} is not an image manifest ({e})")))?;
     // Layer bytes are checked by the registry against their digest on upload, and a blob the
     // registry already has is not sent: hashing them here would only slow every push.
     let base = read_manifest(dir, &doc, Verify::Size)?;
-    let config_digest = doc.pointer("/config/digest").and_then(Value::as_str).unwrap_or_default().to_string();
+    let config_digest = doc.config().digest().to_string();
     let config = read_blob(dir, &config_digest)?;
     let platform = Platform {
         architecture: base.config.architecture().to_string(),
@@ -387,16 +411,13 @@ enum Verify {
     Digest,
 }
 
-fn read_manifest(dir: &Path, manifest: &Value, verify: Verify) -> Result<BaseImage, Error> {
+fn read_manifest(dir: &Path, manifest: &ImageManifest, verify: Verify) -> Result<BaseImage, Error> {
     let bad = |why: String| Error::NotALayout { dir: dir.to_path_buf(), why };
-    let config_digest = manifest
-        .pointer("/config/digest")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad("a manifest has no config".into()))?;
-    let config_bytes = read_blob(dir, config_digest)?;
+    let config_digest = manifest.config().digest().to_string();
+    let config_bytes = read_blob(dir, &config_digest)?;
     let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
         .map_err(|e| bad(format!("config {config_digest} is not an image config ({e})")))?;
-    let descs = manifest["layers"].as_array().cloned().unwrap_or_default();
+    let descs = manifest.layers();
     let diff_ids = config.rootfs().diff_ids().clone();
     if diff_ids.len() != descs.len() {
         return Err(bad(format!(
@@ -407,9 +428,8 @@ fn read_manifest(dir: &Path, manifest: &Value, verify: Verify) -> Result<BaseIma
     }
     let mut layers = Vec::new();
     for (d, diff_id) in descs.iter().zip(diff_ids) {
-        let digest = d["digest"].as_str().unwrap_or_default().to_string();
-        let media_type = d["mediaType"].as_str().unwrap_or_default().to_string();
-        let size = d["size"].as_u64().unwrap_or_default();
+        let digest = d.digest().to_string();
+        let size = d.size();
         let hex = digest::hex_part(&digest).ok_or_else(|| bad(format!("a layer has a malformed digest {digest:?}")))?;
         let path = dir.join("blobs/sha256").join(hex);
         match verify {
@@ -421,7 +441,7 @@ fn read_manifest(dir: &Path, manifest: &Value, verify: Verify) -> Result<BaseIma
                 }
             }
         }
-        layers.push(Layer::from_file(media_type, digest, diff_id, size, path));
+        layers.push(Layer::from_file(d.media_type().to_string(), digest, diff_id, size, path));
     }
     Ok(BaseImage { config, layers })
 }
@@ -436,4 +456,35 @@ fn verify_file(path: &Path, digest: &str, size: u64) -> Result<(), String> {
         return Err(format!("blob {digest} does not match its digest or size"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desc(arch: &str, variant: Option<&str>, n: u8) -> Descriptor {
+        let mut p = PlatformBuilder::default().architecture(Arch::from(arch)).os(Os::Linux).build().unwrap();
+        p.set_variant(variant.map(str::to_string));
+        let mut d = Descriptor::new(MediaType::ImageManifest, 1, spec::parse_digest(&digest::sha256(&[n])));
+        d.set_platform(Some(p));
+        d
+    }
+
+    #[test]
+    fn platform_selection_respects_variants() {
+        let list =
+            [desc("arm", Some("v6"), 1), desc("arm", Some("v7"), 2), desc("arm64", None, 3), desc("amd64", None, 4)];
+        let want = |arch: &str, variant: Option<&str>| Platform {
+            architecture: arch.into(),
+            variant: variant.map(str::to_string),
+            os: "linux".into(),
+        };
+        let pick = |p: Platform| select_platform(&list, &p).map(|d| d.digest().to_string());
+        assert_eq!(pick(want("arm", Some("v7"))), Some(list[1].digest().to_string()));
+        assert_eq!(pick(want("arm", Some("v6"))), Some(list[0].digest().to_string()));
+        assert_eq!(pick(want("arm64", Some("v8"))), Some(list[2].digest().to_string()), "no variant means v8 on arm64");
+        assert_eq!(pick(want("amd64", None)), Some(list[3].digest().to_string()));
+        assert_eq!(pick(want("arm", Some("v5"))), None);
+        assert_eq!(pick(want("riscv64", None)), None);
+    }
 }

@@ -56,31 +56,35 @@ pub fn is_insecure(registry: &str, insecure: &[String]) -> bool {
         || insecure.iter().any(|i| i == registry || i == host)
 }
 
-/// The `errors` of an OCI error envelope as one line: `CODE: message; CODE: message`.
+/// The OCI distribution error envelope: `{"errors": [{"code", "message", "detail"}]}`.
+#[derive(Debug, serde::Deserialize)]
+struct Envelope {
+    errors: Vec<EnvelopeError>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct EnvelopeError {
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+fn envelope(body: &str) -> Option<Envelope> {
+    serde_json::from_str::<Envelope>(body).ok().filter(|e| !e.errors.is_empty())
+}
+
+/// The `errors` of an OCI error envelope as one line: `CODE: message; CODE: message` (the
+/// body's start when it is not an envelope).
 pub fn envelope_detail(body: &str) -> String {
-    let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
-    let errors = parsed.as_ref().and_then(|v| v.get("errors")).and_then(|e| e.as_array());
-    match errors {
-        Some(list) if !list.is_empty() => list
-            .iter()
-            .map(|e| {
-                format!("{}: {}", e["code"].as_str().unwrap_or("UNKNOWN"), e["message"].as_str().unwrap_or_default())
-            })
-            .collect::<Vec<_>>()
-            .join("; "),
-        _ => body.chars().take(200).collect::<String>().trim().to_string(),
+    match envelope(body) {
+        Some(e) => e.errors.iter().map(|e| format!("{}: {}", e.code, e.message)).collect::<Vec<_>>().join("; "),
+        None => body.chars().take(200).collect::<String>().trim().to_string(),
     }
 }
 
 /// The OCI error codes of an envelope (`BLOB_UNKNOWN`, `DENIED`, ...).
 pub fn envelope_codes(body: &str) -> Vec<String> {
-    serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("errors")?.as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|e| e.get("code")?.as_str().map(str::to_string))
-        .collect()
+    envelope(body).map(|e| e.errors.into_iter().map(|e| e.code).collect()).unwrap_or_default()
 }
 
 fn jitter(d: Duration) -> Duration {

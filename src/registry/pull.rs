@@ -5,8 +5,8 @@ use super::client::Client;
 use super::{Error, Reference};
 use crate::image::digest::{self, HashingWriter};
 use crate::image::{Image, Layer, Platform};
+use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
 use std::path::Path;
 
 const ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
@@ -68,53 +68,40 @@ pub fn pull(client: &Client, reference: &Reference, platform: &Platform, dir: &P
     let repo = &reference.repository;
     let first = reference.digest.clone().unwrap_or_else(|| reference.tag_or_latest().to_string());
     let (mut manifest, mut manifest_digest) = get_manifest(client, repo, &first, reference.digest.as_deref())?;
-    let mut doc: Value = serde_json::from_slice(&manifest).map_err(|_| corrupt(client, format!("manifest {first}")))?;
-    if let Some(list) = doc.get("manifests").and_then(Value::as_array) {
-        let chosen = crate::image::layout::select_platform(list, platform).ok_or_else(|| Error::Http {
+    // An index (OCI or docker's manifest list) is resolved to the platform's manifest.
+    if let Ok(index) = serde_json::from_slice::<ImageIndex>(&manifest) {
+        let chosen = crate::image::layout::select_platform(index.manifests(), platform).ok_or_else(|| Error::Http {
             registry: client.registry.clone(),
             what: format!("selecting {}/{} from {reference}", platform.os, platform.architecture),
             status: 404,
             detail: format!("the index has no {}/{} image", platform.os, platform.architecture),
         })?;
-        let d = chosen["digest"].as_str().unwrap_or_default().to_string();
+        let d = chosen.digest().to_string();
         (manifest, manifest_digest) = get_manifest(client, repo, &d, Some(&d))?;
-        doc = serde_json::from_slice(&manifest).map_err(|_| corrupt(client, format!("manifest {d}")))?;
     }
-    let config_digest = doc.pointer("/config/digest").and_then(Value::as_str).unwrap_or_default().to_string();
-    let config_size = doc.pointer("/config/size").and_then(Value::as_u64).unwrap_or_default();
-    let config_path = get_blob(client, repo, &config_digest, config_size, dir)?;
+    let doc: ImageManifest =
+        serde_json::from_slice(&manifest).map_err(|_| corrupt(client, format!("manifest {manifest_digest}")))?;
+    let config_digest = doc.config().digest().to_string();
+    let config_path = get_blob(client, repo, &config_digest, doc.config().size(), dir)?;
     let config =
         std::fs::read(&config_path).map_err(|e| Error::Io { context: "reading the config".into(), source: e })?;
-    let cfg: Value = serde_json::from_slice(&config).map_err(|_| corrupt(client, format!("config {config_digest}")))?;
-    let diff_ids: Vec<String> = cfg
-        .pointer("/rootfs/diff_ids")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|d| d.as_str().map(str::to_string))
-        .collect();
-    let descs = doc.get("layers").and_then(Value::as_array).cloned().unwrap_or_default();
-    if descs.len() != diff_ids.len() {
+    let cfg: ImageConfiguration =
+        serde_json::from_slice(&config).map_err(|_| corrupt(client, format!("config {config_digest}")))?;
+    let diff_ids = cfg.rootfs().diff_ids();
+    if doc.layers().len() != diff_ids.len() {
         return Err(corrupt(client, format!("config {config_digest} (diff_ids do not match the layers)")));
     }
     let mut layers = Vec::new();
-    for (d, diff_id) in descs.iter().zip(diff_ids) {
-        let digest = d["digest"].as_str().unwrap_or_default().to_string();
-        let size = d["size"].as_u64().unwrap_or_default();
-        let path = get_blob(client, repo, &digest, size, dir)?;
-        layers.push(Layer::from_file(
-            d["mediaType"].as_str().unwrap_or_default().to_string(),
-            digest,
-            diff_id,
-            size,
-            path,
-        ));
+    for (d, diff_id) in doc.layers().iter().zip(diff_ids) {
+        let digest = d.digest().to_string();
+        let path = get_blob(client, repo, &digest, d.size(), dir)?;
+        layers.push(Layer::from_file(d.media_type().to_string(), digest, diff_id.clone(), d.size(), path));
     }
     Ok(Image {
         platform: Platform {
-            architecture: cfg["architecture"].as_str().unwrap_or_default().to_string(),
-            variant: cfg["variant"].as_str().map(str::to_string),
-            os: cfg["os"].as_str().unwrap_or_default().to_string(),
+            architecture: cfg.architecture().to_string(),
+            variant: cfg.variant().clone(),
+            os: cfg.os().to_string(),
         },
         layers,
         config,

@@ -398,9 +398,10 @@ pub fn push(
     }
     reports.sort_by_key(|r| blobs.iter().position(|b| b.digest == r.digest));
 
-    let media_type = serde_json::from_slice::<serde_json::Value>(&image.manifest)
+    let media_type = serde_json::from_slice::<oci_spec::image::ImageManifest>(&image.manifest)
         .ok()
-        .and_then(|m| m.get("mediaType").and_then(|t| t.as_str()).map(str::to_string))
+        .and_then(|m| m.media_type().clone())
+        .map(|t| t.to_string())
         .unwrap_or_else(|| crate::image::spec::MANIFEST_MEDIA_TYPE.to_string());
     let refs: Vec<String> = if opts.tags.is_empty() { vec![image.manifest_digest.clone()] } else { opts.tags.clone() };
     for r in &refs {
