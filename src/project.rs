@@ -124,7 +124,7 @@ fn tail(bytes: &[u8], lines: usize) -> String {
 pub fn resolve(req: &Request, cargo: &Path, envs: &BTreeMap<OsString, OsString>) -> Result<Project, Error> {
     let manifest = &req.manifest_path.value;
     if !manifest.is_file() {
-        return Err(Error::NoManifest(manifest.clone()));
+        return Err(Error::NoManifest(std::path::absolute(manifest).unwrap_or(manifest.clone())));
     }
     let mut cmd = cargo_metadata::MetadataCommand::new();
     cmd.cargo_path(cargo).manifest_path(manifest).no_deps().other_options(vec!["--locked".to_string()]);

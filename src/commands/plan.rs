@@ -139,14 +139,12 @@ pub fn plan(ctx: &Context, args: &RunArgs) -> Result<Plan, Error> {
             steps.push(PlannedStep { step: "push", settings: s });
         }
         Target::Local => {
-            let dir = project.target_directory.join("ship").join(&name);
+            let ship_dir = settings::target_dir(&args.build, &project).join("ship");
+            let dir = ship_dir.join(&name);
             let mut s = BTreeMap::new();
             let tag = tags.first().cloned().unwrap_or_else(|| "latest".into());
             s.insert("layout".into(), derived(format!("oci:{}:{tag}", dir.display()), "no registry to push to"));
-            s.insert(
-                "archive".into(),
-                derived(project.target_directory.join("ship").join(format!("{name}.tar")), "no registry to push to"),
-            );
+            s.insert("archive".into(), derived(ship_dir.join(format!("{name}.tar")), "no registry to push to"));
             steps.push(PlannedStep { step: "write", settings: s });
         }
     }

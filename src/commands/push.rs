@@ -9,6 +9,8 @@ use crate::settings::{self, parse};
 pub fn run(ctx: &Context, cmd: &PushCommand) -> Result<(), Error> {
     let reference = Reference::parse(&cmd.reference)?;
     let (dir, tag) = parse::parse_layout_ref("--from", &cmd.from)?;
+    // Every flag is checked before any work.
+    parse::timeouts(cmd.registry.timeout.as_deref(), cmd.registry.request_timeout.as_deref())?;
     let image = crate::image::layout::load(&dir, &tag)?;
     if let Some(d) = &reference.digest {
         if *d != image.manifest_digest {

@@ -211,10 +211,11 @@ fn pipeline(ctx: &Context, args: &RunArgs, report: &mut RunReport) -> Result<(),
             report.reference = Some(pushed.reference);
         }
         Target::Local => {
-            let dir = built.project.target_directory.join("ship").join(&name);
+            let ship_dir = settings::target_dir(&args.build, &built.project).join("ship");
+            let dir = ship_dir.join(&name);
             let tag = tags.first().cloned().unwrap_or_else(|| "latest".into());
             let layout = Output::Layout { dir: dir.clone(), tag: tag.clone() };
-            let archive_file = built.project.target_directory.join("ship").join(format!("{name}.tar"));
+            let archive_file = ship_dir.join(format!("{name}.tar"));
             let archive = Output::Archive { file: archive_file.clone(), repo_tag: format!("{name}:{tag}") };
             timed(
                 report,

@@ -145,6 +145,7 @@ pub fn image(
     if let Some(b) = base_label {
         req.labels.insert(LABEL_BASE.to_string(), b);
     }
+    image::check_binary(&req.binary, &req.base)?;
     ctx.report.step(format!(
         "assembling {} from {} ({} layers, {})",
         req.name,

@@ -175,25 +175,32 @@ pub fn binary_platform(binary: &std::path::Path) -> Result<Platform, Error> {
     }
 }
 
-/// Assemble the image. Reads the binary, the files and the base; writes nothing.
-pub fn build(req: &Request) -> Result<Image, Error> {
-    // The tar reads the binary straight from the file later.
-    let platform = binary_platform(&req.binary)?;
-    let no_libc = match req.base {
+/// The binary's platform, once it is known to be an ELF file that can run on `base`: a
+/// dynamically linked one needs a base with a C library.
+pub fn check_binary(binary: &std::path::Path, base: &Base) -> Result<Platform, Error> {
+    let platform = binary_platform(binary)?;
+    let no_libc = match base {
         Base::Generated { .. } => Some("ship"),
         Base::Scratch => Some("scratch"),
         Base::Layout { .. } => None,
     };
     if let Some(base) = no_libc {
-        let interp = elf::interpreter(&req.binary).map_err(|source| Error::ReadInput {
+        let interp = elf::interpreter(binary).map_err(|source| Error::ReadInput {
             what: "binary",
-            path: req.binary.clone(),
+            path: binary.to_path_buf(),
             source,
         })?;
         if let Some(interpreter) = interp {
-            return Err(Error::Dynamic { path: req.binary.clone(), interpreter, base });
+            return Err(Error::Dynamic { path: binary.to_path_buf(), interpreter, base });
         }
     }
+    Ok(platform)
+}
+
+/// Assemble the image. Reads the binary, the files and the base; writes nothing.
+pub fn build(req: &Request) -> Result<Image, Error> {
+    // The tar reads the binary straight from the file later.
+    let platform = check_binary(&req.binary, &req.base)?;
     let created = spec::rfc3339(req.source_date_epoch)?;
     let mtime = u64::try_from(req.source_date_epoch).map_err(|_| Error::BadEpoch(req.source_date_epoch))?;
 

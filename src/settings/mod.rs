@@ -311,6 +311,11 @@ pub fn build_cache(loaded: &Loaded) -> Option<Setting<build::sccache::S3>> {
     Some(Setting::new(s3, Source::Env("SCCACHE_BUCKET")))
 }
 
+/// Cargo's target directory: `--target-dir`, else the one cargo metadata names.
+pub fn target_dir(args: &BuildArgs, project: &Project) -> PathBuf {
+    args.target_dir.clone().unwrap_or_else(|| project.target_directory.clone())
+}
+
 /// The build request for a resolved project.
 pub fn build(args: &BuildArgs, loaded: &Loaded, project: &Project, epoch: i64, quiet: bool) -> build::Request {
     build::Request {
@@ -319,7 +324,7 @@ pub fn build(args: &BuildArgs, loaded: &Loaded, project: &Project, epoch: i64, q
         version: project.package.version.clone(),
         bin: project.package.bin.clone(),
         workspace_root: project.workspace_root.clone(),
-        target_dir: args.target_dir.clone().unwrap_or_else(|| project.target_directory.clone()),
+        target_dir: target_dir(args, project),
         require_hermetic: args.require_hermetic,
         cache: build_cache(loaded).map(|s| s.value),
         require_cache: args.require_cache,
