@@ -40,6 +40,8 @@ pub enum Command {
     Push(PushCommand),
     /// Fetch an image from a registry into an OCI layout (every blob verified); print its digest.
     Pull(PullCommand),
+    /// Deploy REPO@sha256:<digest> on Railway and wait until it is healthy (or notify a deploy webhook).
+    Deploy(DeployCommand),
     /// Resolve the toolchain and print where it is and the exact version of each tool.
     Toolchain(ToolchainCommand),
     /// The sccache S3 bucket: init | policy | stats | prune.
@@ -161,6 +163,55 @@ pub struct RegistryArgs {
     pub request_timeout: Option<String>,
 }
 
+/// How to push: the registry login and bounds, and how many blobs at once.
+#[derive(Debug, Args, Clone)]
+pub struct UploadArgs {
+    /// Blobs uploaded at once.
+    #[arg(long, default_value_t = 3)]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+impl Default for UploadArgs {
+    fn default() -> Self {
+        UploadArgs { concurrency: 3, registry: RegistryArgs::default() }
+    }
+}
+
+#[derive(Debug, Args, Default, Clone)]
+pub struct DeployCommand {
+    /// The image, by digest: REGISTRY/REPO@sha256:<digest> (what `ship push` and `ship run` print).
+    pub reference: String,
+    /// Railway service id (default: [deploy.railway] service).
+    #[arg(long, value_name = "ID")]
+    pub service: Option<String>,
+    /// Railway environment id (default: [deploy.railway] environment).
+    #[arg(long, value_name = "ID")]
+    pub environment: Option<String>,
+    /// How long to wait for the deployment to succeed: 90s, 10m (default: [deploy.railway] timeout, else 10m).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// A URL that must answer 2xx once the deployment succeeded (bounded retries).
+    #[arg(long, value_name = "URL")]
+    pub health_url: Option<String>,
+    /// When the deployment fails, roll back to the previous successful one (and say so).
+    #[arg(long)]
+    pub rollback_on_failure: bool,
+    /// Railway's GraphQL endpoint (default: $SHIP_RAILWAY_API, else Railway's).
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
+    /// Notify this deploy webhook instead of using Railway's API (weaker: no status to wait for).
+    #[arg(long, value_name = "URL")]
+    pub webhook_url: Option<String>,
+    /// The git revision the image was built from, sent to a webhook.
+    #[arg(long, value_name = "SHA")]
+    pub revision: Option<String>,
+    /// Print the deploy report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct PullCommand {
     /// What to fetch: [host[:port]/]path[:tag][@sha256:...].
@@ -188,11 +239,8 @@ pub struct PushCommand {
     /// Another repository on the same registry to mount blobs from. Repeatable.
     #[arg(long = "mount-from", value_name = "REPO")]
     pub mount_from: Vec<String>,
-    /// Blobs uploaded at once.
-    #[arg(long, default_value_t = 3)]
-    pub concurrency: usize,
     #[command(flatten)]
-    pub registry: RegistryArgs,
+    pub upload: UploadArgs,
     /// Print a JSON report: digest, bytes uploaded, blobs skipped/mounted/uploaded, requests.
     #[arg(long)]
     pub json: bool,
@@ -320,11 +368,8 @@ pub struct RunArgs {
     /// Tag to push (default: [image] tags, else latest); {git_sha} and {version} are filled in. Repeatable.
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
-    /// Blobs uploaded at once.
-    #[arg(long, default_value_t = 3)]
-    pub concurrency: usize,
     #[command(flatten)]
-    pub registry: RegistryArgs,
+    pub upload: UploadArgs,
     /// Print a JSON report (`ship plan`: the plan) instead of the result line.
     #[arg(long)]
     pub json: bool,

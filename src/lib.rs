@@ -10,6 +10,7 @@ pub mod cache;
 pub mod cleanup;
 pub mod cli;
 pub mod commands;
+pub mod deploy;
 pub mod image;
 pub mod net;
 pub mod project;
@@ -39,6 +40,8 @@ pub enum Error {
     Reference(#[from] registry::reference::Error),
     #[error(transparent)]
     Cache(#[from] cache::Error),
+    #[error(transparent)]
+    Deploy(#[from] deploy::Error),
     #[error("ship doctor found {0} problem{s}; the fix: lines above say what to do", s = if *.0 == 1 { "" } else { "s" })]
     Doctor(usize),
     #[error("cannot write {what}: {source}")]
@@ -56,6 +59,7 @@ impl Error {
             Error::Registry(e) => e.hint(),
             Error::Reference(e) => e.hint(),
             Error::Cache(e) => e.hint(),
+            Error::Deploy(e) => e.hint(),
             Error::Doctor(_) => None,
             Error::Output { .. } => Some("check that the file's directory exists and is writable".into()),
         }

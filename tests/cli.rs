@@ -19,7 +19,7 @@ fn help(args: &[&str]) -> String {
 #[test]
 fn help_texts() {
     insta::assert_snapshot!("help", help(&["--help"]));
-    for cmd in ["run", "plan", "build", "image", "push", "pull", "cache", "toolchain", "doctor"] {
+    for cmd in ["run", "plan", "build", "image", "push", "pull", "deploy", "cache", "toolchain", "doctor"] {
         insta::assert_snapshot!(format!("help_{cmd}"), help(&[cmd, "--help"]));
     }
 }
@@ -28,7 +28,14 @@ fn help_texts() {
 fn error_of(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> String {
     let mut cmd = ship();
     cmd.args(args).current_dir(dir).env("DOCKER_CONFIG", "/nonexistent").env("REGISTRY_AUTH_FILE", "/nonexistent.json");
-    for v in ["SHIP_REGISTRY_USERNAME", "SHIP_REGISTRY_PASSWORD", "GITHUB_TOKEN"] {
+    for v in [
+        "SHIP_REGISTRY_USERNAME",
+        "SHIP_REGISTRY_PASSWORD",
+        "GITHUB_TOKEN",
+        "RAILWAY_TOKEN",
+        "RAILWAY_PROJECT_TOKEN",
+        "RAILWAY_WEBHOOK_URL",
+    ] {
         cmd.env_remove(v);
     }
     for (k, v) in env {
@@ -45,6 +52,8 @@ fn error_of(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Strin
     }
     text
 }
+
+const DIGEST_REF: &str = "ghcr.io/acme/app@sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
 #[test]
 fn main_error_messages() {
@@ -76,6 +85,12 @@ fn main_error_messages() {
         ("bad_duration", vec!["cache", "prune", "--bucket", "b", "--older-than", "soon"], vec![]),
         ("bad_timeout", vec!["push", "--from", "oci:out", "ghcr.io/acme/app", "--timeout", "forever"], vec![]),
         ("bad_toolchain", vec!["toolchain", "--toolchain", "rustup"], vec![]),
+        (
+            "deploy_without_digest",
+            vec!["deploy", "ghcr.io/acme/app:latest", "--service", "s", "--environment", "e"],
+            vec![("RAILWAY_TOKEN", "x")],
+        ),
+        ("deploy_without_token", vec!["deploy", &DIGEST_REF, "--service", "s", "--environment", "e"], vec![]),
     ];
     for (name, args, env) in cases {
         insta::assert_snapshot!(format!("error_{name}"), error_of(dir, &args, &env));

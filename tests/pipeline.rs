@@ -348,3 +348,65 @@ fn a_failed_step_stops_the_run_and_earlier_results_stay() {
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(md.contains("failed at push") && md.contains("| build |") && md.contains("| image |"), "{md}");
 }
+
+#[test]
+fn ship_run_deploys_the_pushed_digest_on_railway() {
+    let reg = Registry::start(Auth::Token { users: vec![("pusher", "push-pw-789", vec!["pull", "push"])] });
+    let rw = RailwayStandIn::start(serde_json::json!({
+        "token": "rw-token-xyz",
+        "statuses": ["QUEUED", "BUILDING", "DEPLOYING", "SUCCESS"],
+    }));
+    let t = TempDir::new();
+    let manifest = project(&t.join("svc"));
+    let ca = write_ca_bundle(&t);
+    std::fs::write(
+        t.join("ship.toml"),
+        format!(
+            "[image]\nname = \"{}/acme/deployed\"\nports = [3000]\n[deploy.railway]\nservice = \"svc-9\"\nenvironment = \"env-9\"\nhealthcheck-path = \"/api/health\"\nregistry-credentials = true\n",
+            reg.host()
+        ),
+    )
+    .unwrap();
+    let summary = t.join("summary.md");
+    let mut cmd = ship_on(&manifest, &["run", "--json", "--ca-bundle", &ca]);
+    cmd.arg("--config")
+        .arg(t.join("ship.toml"))
+        .env("SHIP_REGISTRY_USERNAME", "pusher")
+        .env("SHIP_REGISTRY_PASSWORD", "push-pw-789")
+        .env("RAILWAY_TOKEN", "rw-token-xyz")
+        .env("SHIP_RAILWAY_API", rw.url())
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("XDG_CACHE_HOME", t.join("cache"));
+    let (success, stdout, stderr) = run(&mut cmd);
+    assert!(success, "{stderr}");
+    for secret in ["rw-token-xyz", "push-pw-789"] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret), "{secret} was printed");
+    }
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let reference = report["reference"].as_str().unwrap().to_string();
+    let steps: Vec<&str> = report["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["build", "image", "push", "deploy"]);
+    let deploy = &report["steps"][3]["facts"];
+    assert_eq!(deploy["deployment_id"], "dep-new");
+    assert_eq!(deploy["status"], "SUCCESS");
+
+    // Railway was given exactly the pushed digest reference, and the push credentials.
+    let update = rw.requests().into_iter().find(|r| r["operation"] == "ServiceInstanceUpdate").expect("an update");
+    assert_eq!(update["variables"]["input"]["source"]["image"], reference.as_str());
+    assert_eq!(update["variables"]["input"]["registryCredentials"]["username"], "pusher");
+    assert_eq!(update["variables"]["input"]["healthcheckPath"], "/api/health");
+    assert!(rw.requests().iter().all(|r| r["valid"] == true));
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.contains("| deploy |") && md.contains("deployment dep-new: QUEUED → BUILDING → DEPLOYING → SUCCESS"),
+        "{md}"
+    );
+
+    // What Railway would pull runs.
+    let podman = Podman::new();
+    ok(podman.cmd().args(["pull", "--tls-verify=false", "-q", "--creds", "pusher:push-pw-789", &reference]));
+    let port = free_port();
+    ok(podman.cmd().args(["run", "-d", "--network=host", "-e", &format!("PORT={port}"), &reference]));
+    let (status, _) = wait_http(port, "/api/health", Duration::from_secs(30)).expect("no answer");
+    assert_eq!(status, 200);
+}

@@ -76,10 +76,12 @@ fn labels_and_timestamps_come_from_cargo_toml_and_git() {
     let t = TempDir::new();
     let project = t.join("project");
     std::fs::create_dir_all(&project).unwrap();
+    std::fs::create_dir_all(project.join("src")).unwrap();
+    std::fs::write(project.join("src/main.rs"), "fn main() {}\n").unwrap();
     std::fs::write(project.join("Cargo.toml"), "[package]\nname = \"svc\"\nversion = \"2.3.4\"\nlicense = \"MIT\"\n")
         .unwrap();
     git(&project, &["init", "-q"]);
-    git(&project, &["add", "Cargo.toml"]);
+    git(&project, &["add", "Cargo.toml", "src/main.rs"]);
     git(&project, &["commit", "-q", "-m", "init"]);
     git(&project, &["remote", "add", "origin", "https://bot:ghp_notarealtoken@github.com/acme/svc.git"]);
     let head = String::from_utf8(
@@ -132,9 +134,11 @@ fn source_labels_carry_only_scheme_host_and_path_whatever_the_remote_holds() {
     let t = TempDir::new();
     let project = t.join("project");
     std::fs::create_dir_all(&project).unwrap();
+    std::fs::create_dir_all(project.join("src")).unwrap();
+    std::fs::write(project.join("src/main.rs"), "fn main() {}\n").unwrap();
     std::fs::write(project.join("Cargo.toml"), "[package]\nname = \"svc\"\nversion = \"1.0.0\"\n").unwrap();
     git(&project, &["init", "-q"]);
-    git(&project, &["add", "Cargo.toml"]);
+    git(&project, &["add", "Cargo.toml", "src/main.rs"]);
     git(&project, &["commit", "-q", "-m", "init"]);
     git(&project, &["remote", "add", "origin", "https://example.com/placeholder"]);
     let layout = t.join("layout");

@@ -3,6 +3,7 @@
 
 mod build;
 mod cache;
+mod deploy;
 mod doctor;
 mod image;
 mod plan;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Some(Command::Build(cmd)) => build::run(&ctx, &cmd),
         Some(Command::Image(args)) => image::run(&ctx, &args),
         Some(Command::Pull(cmd)) => pull::run(&ctx, &cmd),
+        Some(Command::Deploy(cmd)) => deploy::run(&ctx, &cmd),
         Some(Command::Push(cmd)) => push::run(&ctx, &cmd),
         Some(Command::Toolchain(cmd)) => toolchain::run(&ctx, &cmd),
         Some(Command::Cache(cmd)) => cache::run(&ctx, cmd),

@@ -149,6 +149,42 @@ pub fn plan(ctx: &Context, args: &RunArgs) -> Result<Plan, Error> {
         }
     }
 
+    if let Target::Registry(r) = &target {
+        let mut s = BTreeMap::new();
+        let toml_source = || loaded.source(&["deploy"]).to_string();
+        match settings::deploy(&Default::default(), loaded, &r.value.registry) {
+            Ok(Some(settings::Deployer::Railway(rw))) => {
+                s.insert("mode".into(), Entry { value: json!("railway"), source: toml_source() });
+                s.insert("service".into(), Entry { value: json!(rw.service), source: toml_source() });
+                s.insert("environment".into(), Entry { value: json!(rw.environment), source: toml_source() });
+                s.insert("token".into(), Entry { value: json!("set"), source: format!("env {}", rw.auth.source()) });
+                s.insert("api".into(), derived(&rw.api_url, "--api-url, SHIP_RAILWAY_API or Railway's"));
+                s.insert(
+                    "timeout".into(),
+                    derived(crate::net::human_duration(rw.timeout), "[deploy.railway] timeout or 10m"),
+                );
+                s.insert("rollback-on-failure".into(), derived(rw.rollback_on_failure, "[deploy.railway]"));
+                steps.push(PlannedStep { step: "deploy", settings: s });
+            }
+            Ok(Some(settings::Deployer::Webhook(_))) => {
+                s.insert(
+                    "mode".into(),
+                    derived(
+                        "webhook (URL not shown: it is a credential)",
+                        "RAILWAY_WEBHOOK_URL or [deploy] webhook-url",
+                    ),
+                );
+                steps.push(PlannedStep { step: "deploy", settings: s });
+            }
+            Ok(None) => {}
+            // The plan shows what is missing instead of stopping at it.
+            Err(e) => {
+                s.insert("problem".into(), Entry { value: json!(e.to_string()), source: toml_source() });
+                steps.push(PlannedStep { step: "deploy", settings: s });
+            }
+        }
+    }
+
     let mut inputs = BTreeMap::new();
     inputs.insert(
         "toolchain",

@@ -10,7 +10,7 @@ pub fn run(ctx: &Context, cmd: &PushCommand) -> Result<(), Error> {
     let reference = Reference::parse(&cmd.reference)?;
     let (dir, tag) = parse::parse_layout_ref("--from", &cmd.from)?;
     // Every flag is checked before any work.
-    parse::timeouts(cmd.registry.timeout.as_deref(), cmd.registry.request_timeout.as_deref())?;
+    parse::timeouts(cmd.upload.registry.timeout.as_deref(), cmd.upload.registry.request_timeout.as_deref())?;
     let image = crate::image::layout::load(&dir, &tag)?;
     if let Some(d) = &reference.digest {
         if *d != image.manifest_digest {
@@ -36,7 +36,15 @@ pub fn run(ctx: &Context, cmd: &PushCommand) -> Result<(), Error> {
             .into());
         }
     }
-    let report = steps::push(ctx, &image, &reference, tags, cmd.mount_from.clone(), &cmd.registry, cmd.concurrency)?;
+    let report = steps::push(
+        ctx,
+        &image,
+        &reference,
+        tags,
+        cmd.mount_from.clone(),
+        &cmd.upload.registry,
+        cmd.upload.concurrency,
+    )?;
     if cmd.json {
         print_json(&report);
     } else {

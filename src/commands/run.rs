@@ -156,6 +156,19 @@ fn pipeline(ctx: &Context, args: &RunArgs, report: &mut RunReport) -> Result<(),
         },
     )?;
     let target = target(&settings, args.push, &built.project)?;
+    // [deploy] in ship.toml makes deploying the last step, with the digest just pushed.
+    let deployer = match &target {
+        Target::Registry(r) => settings::deploy(&Default::default(), &ctx.loaded, &r.value.registry)?,
+        Target::Local => {
+            if settings::deploy(&Default::default(), &ctx.loaded, "")?.is_some() {
+                return Err(settings::Error::NoRegistry {
+                    why: "ship.toml asks for a deploy, and a deploy needs a pushed image".into(),
+                }
+                .into());
+            }
+            None
+        }
+    };
     let tags = tags(&settings, &target, &built.project)?;
     report.tags = tags.clone();
     let name = settings::short_app_name(&settings, args.image.name.as_deref(), &built.facts.bin)?;
@@ -170,7 +183,7 @@ fn pipeline(ctx: &Context, args: &RunArgs, report: &mut RunReport) -> Result<(),
                 built: Some(&built.facts),
                 epoch: built.epoch.value,
             };
-            steps::image(ctx, &settings, inputs, &args.registry)
+            steps::image(ctx, &settings, inputs, &args.upload.registry)
         },
         |image: &steps::Assembled| {
             let sizes: Vec<String> = image.layers.iter().map(|l| human_bytes(l.size)).collect();
@@ -189,7 +202,17 @@ fn pipeline(ctx: &Context, args: &RunArgs, report: &mut RunReport) -> Result<(),
             let pushed = timed(
                 report,
                 "push",
-                || steps::push(ctx, &image, &reference.value, tags.clone(), vec![], &args.registry, args.concurrency),
+                || {
+                    steps::push(
+                        ctx,
+                        &image,
+                        &reference.value,
+                        tags.clone(),
+                        vec![],
+                        &args.upload.registry,
+                        args.upload.concurrency,
+                    )
+                },
                 |r| {
                     let skipped: u64 = r
                         .blobs
@@ -208,7 +231,33 @@ fn pipeline(ctx: &Context, args: &RunArgs, report: &mut RunReport) -> Result<(),
                     (summary, serde_json::to_value(r).expect("JSON"))
                 },
             )?;
-            report.reference = Some(pushed.reference);
+            report.reference = Some(pushed.reference.clone());
+            if let Some(deployer) = &deployer {
+                let target = crate::deploy::Target::new(
+                    Reference::parse(&pushed.reference)?,
+                    built.project.git.as_ref().map(|g| g.revision.clone()),
+                )?;
+                let deployed = timed(
+                    report,
+                    "deploy",
+                    || super::deploy::step(ctx, deployer, &target),
+                    |d| {
+                        let summary = match &d.deployment_id {
+                            Some(id) => format!(
+                                "deployment {id}: {}{}",
+                                d.statuses.join(" → "),
+                                d.health.map(|h| format!(", health {h}")).unwrap_or_default()
+                            ),
+                            None => format!("{} accepted by the webhook (no status to wait for)", d.image),
+                        };
+                        (summary, serde_json::to_value(d).expect("JSON"))
+                    },
+                )?;
+                report.deployment = Some(crate::report::summary::Deployment {
+                    id: deployed.deployment_id.clone(),
+                    status: deployed.status.clone(),
+                });
+            }
         }
         Target::Local => {
             let ship_dir = settings::target_dir(&args.build, &built.project).join("ship");

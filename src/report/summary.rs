@@ -31,7 +31,15 @@ pub struct RunReport {
     /// `oci:DIR:TAG` and the docker-archive, when not pushed.
     pub layout: Option<String>,
     pub archive: Option<String>,
+    /// The Railway deployment's id and final status (or the webhook's acceptance).
+    pub deployment: Option<Deployment>,
     pub duration_ms: u128,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Deployment {
+    pub id: Option<String>,
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -52,6 +60,7 @@ impl RunReport {
             tags: Vec::new(),
             layout: None,
             archive: None,
+            deployment: None,
             duration_ms: 0,
         }
     }
@@ -89,6 +98,13 @@ impl RunReport {
         }
         if let Some(l) = &self.layout {
             md.push_str(&format!("- layout: `{l}`\n"));
+        }
+        if let Some(d) = &self.deployment {
+            md.push_str(&format!(
+                "- deployment: {} ({})\n",
+                d.id.as_deref().unwrap_or("via webhook"),
+                d.status.as_deref().unwrap_or("unknown")
+            ));
         }
         if let Some(a) = &self.archive {
             md.push_str(&format!("- docker-archive: `{a}`\n"));

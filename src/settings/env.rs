@@ -11,6 +11,13 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("GITHUB_TOKEN", "token for ghcr.io when no other credentials are given"),
     ("GITHUB_ACTOR", "user name for GITHUB_TOKEN"),
     ("GITHUB_STEP_SUMMARY", "file `ship run` appends a Markdown summary to (set by GitHub Actions)"),
+    ("RAILWAY_TOKEN", "Railway account or workspace token for `ship deploy` (sent as Authorization: Bearer)"),
+    ("RAILWAY_PROJECT_TOKEN", "Railway project token for `ship deploy` (sent as Project-Access-Token)"),
+    ("RAILWAY_WEBHOOK_URL", "deploy webhook `ship deploy` POSTs to when there is no [deploy.railway]"),
+    (
+        "SHIP_RAILWAY_API",
+        "Railway's GraphQL endpoint, like --api-url (default https://backboard.railway.com/graphql/v2)",
+    ),
     ("XDG_CACHE_HOME", "where ship remembers pushed repositories (for blob mounts); default ~/.cache"),
     ("HOME", "home directory, for ~/.cache"),
     ("AWS_REGION", "region of the cache bucket when neither --region nor [cache] region is set"),

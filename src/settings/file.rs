@@ -20,7 +20,39 @@ pub struct ShipToml {
     pub toolchain: ToolchainSection,
     #[serde(default)]
     pub cache: CacheSection,
-    pub deploy: Option<toml::Table>,
+    #[serde(default)]
+    pub deploy: DeploySection,
+}
+
+/// `[deploy]`: Railway, or a webhook.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DeploySection {
+    pub railway: Option<RailwaySection>,
+    /// The weaker option: a URL that takes a POST per deploy (no status to wait for).
+    pub webhook_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RailwaySection {
+    pub service: Option<String>,
+    pub environment: Option<String>,
+    pub healthcheck_path: Option<String>,
+    /// Seconds Railway waits for the health check.
+    pub healthcheck_timeout: Option<i64>,
+    #[serde(default, deserialize_with = "de::restart_policy")]
+    pub restart_policy: Option<String>,
+    /// Give Railway the registry credentials of the push chain, for private images.
+    #[serde(default)]
+    pub registry_credentials: bool,
+    /// How long to wait for the deployment (default 10m).
+    #[serde(default, deserialize_with = "de::duration")]
+    pub timeout: Option<String>,
+    /// A URL that must answer 2xx once the deployment succeeded.
+    pub health_url: Option<String>,
+    #[serde(default)]
+    pub rollback_on_failure: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -170,6 +202,26 @@ mod de {
                     expected: "ship, scratch, oci:DIR[:TAG] or a registry reference",
                 })
             }
+        })
+    }
+
+    pub fn restart_policy<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        check(d, "[deploy.railway] restart-policy", |v: String| {
+            if matches!(v.as_str(), "ALWAYS" | "NEVER" | "ON_FAILURE") {
+                Ok(Some(v))
+            } else {
+                Err(Error::BadValue { flag: "restart-policy", value: v, expected: "ALWAYS, NEVER or ON_FAILURE" })
+            }
+        })
+    }
+
+    pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        check(d, "[deploy.railway] timeout", |v: String| {
+            crate::net::parse_duration(&v).map(|_| Some(v.clone())).ok_or(Error::BadValue {
+                flag: "timeout",
+                value: v,
+                expected: "a duration like 90s, 10m or 1h",
+            })
         })
     }
 

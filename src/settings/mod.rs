@@ -10,7 +10,7 @@ pub use file::{Loaded, load};
 pub use parse::Output;
 
 use crate::build;
-use crate::cli::{BuildArgs, ImageOptions, RegistryArgs, S3Args};
+use crate::cli::{BuildArgs, DeployCommand, ImageOptions, RegistryArgs, S3Args};
 use crate::image::{self, Base, Compression, FileMapping};
 use crate::project::{self, Project};
 use crate::registry::reference::Reference;
@@ -50,6 +50,8 @@ pub enum Error {
     Toolchain(#[from] toolchain::Error),
     #[error(transparent)]
     Cache(#[from] crate::cache::Error),
+    #[error(transparent)]
+    Deploy(#[from] crate::deploy::Error),
 }
 
 impl Error {
@@ -83,6 +85,7 @@ impl Error {
             Error::Reference(e) => return e.hint(),
             Error::Toolchain(e) => return e.hint(),
             Error::Cache(e) => return e.hint(),
+            Error::Deploy(e) => return e.hint(),
         })
     }
 }
@@ -579,4 +582,80 @@ pub fn fill_tags(tags: &[String], project: Option<&Project>) -> Result<Vec<Strin
         }
     }
     Ok(out)
+}
+
+/// How `ship deploy` (and `ship run`'s last step) deploys.
+#[derive(Debug, Clone)]
+pub enum Deployer {
+    Railway(crate::deploy::Railway),
+    /// A deploy webhook URL (a credential: never printed).
+    Webhook(String),
+}
+
+/// The deploy settings from the flags (`ship deploy`; `ship run` passes none), `[deploy]` in
+/// ship.toml and the environment. None when nothing asks for a deploy. `registry` is the image's
+/// registry, for `registry-credentials`.
+pub fn deploy(flags: &DeployCommand, loaded: &Loaded, registry: &str) -> Result<Option<Deployer>, Error> {
+    use crate::deploy::{Auth, Error as D, Railway};
+    let toml = &loaded.file.deploy;
+    let r = toml.railway.as_ref();
+    let service = flags.service.clone().or_else(|| r.and_then(|r| r.service.clone()));
+    if service.is_none() && r.is_none() {
+        let webhook =
+            flags.webhook_url.clone().or_else(|| env::var("RAILWAY_WEBHOOK_URL")).or_else(|| toml.webhook_url.clone());
+        return Ok(webhook.map(Deployer::Webhook));
+    }
+    let service = service.ok_or(D::Missing { what: "service" })?;
+    let environment = flags
+        .environment
+        .clone()
+        .or_else(|| r.and_then(|r| r.environment.clone()))
+        .ok_or(D::Missing { what: "environment" })?;
+    let auth = match (env::var("RAILWAY_TOKEN"), env::var("RAILWAY_PROJECT_TOKEN")) {
+        (Some(t), _) => Auth::Bearer(crate::registry::auth::Secret::new(t)),
+        (None, Some(t)) => Auth::Project(crate::registry::auth::Secret::new(t)),
+        (None, None) => return Err(D::NoToken.into()),
+    };
+    let timeout = match flags.timeout.as_deref().or(r.and_then(|r| r.timeout.as_deref())) {
+        Some(v) => crate::net::parse_duration(v).filter(|d| !d.is_zero()).ok_or_else(|| Error::BadValue {
+            flag: "--timeout",
+            value: v.to_string(),
+            expected: "a duration like 90s, 10m or 1h",
+        })?,
+        None => std::time::Duration::from_secs(600),
+    };
+    let registry_credentials = if r.is_some_and(|r| r.registry_credentials) {
+        let inputs = registry_inputs(&RegistryArgs::default(), &mut std::io::empty())?;
+        let creds = crate::registry::auth::resolve(registry, &inputs);
+        match (creds.username, creds.password) {
+            (Some(u), Some(p)) => Some((u, p)),
+            _ => {
+                return Err(Error::BadValue {
+                    flag: "[deploy.railway] registry-credentials",
+                    value: registry.to_string(),
+                    expected: "a registry ship has credentials for (SHIP_REGISTRY_*, GITHUB_TOKEN for ghcr.io, docker or podman login)",
+                });
+            }
+        }
+    } else {
+        None
+    };
+    Ok(Some(Deployer::Railway(Railway {
+        api_url: flags
+            .api_url
+            .clone()
+            .or_else(|| env::var("SHIP_RAILWAY_API"))
+            .unwrap_or_else(|| crate::deploy::railway::DEFAULT_API.to_string()),
+        auth,
+        service,
+        environment,
+        healthcheck_path: r.and_then(|r| r.healthcheck_path.clone()),
+        healthcheck_timeout: r.and_then(|r| r.healthcheck_timeout),
+        restart_policy: r.and_then(|r| r.restart_policy.clone()),
+        registry_credentials,
+        timeout,
+        health_url: flags.health_url.clone().or_else(|| r.and_then(|r| r.health_url.clone())),
+        rollback_on_failure: flags.rollback_on_failure || r.is_some_and(|r| r.rollback_on_failure),
+        timeouts: crate::net::Timeouts::with(Some(timeout), None),
+    })))
 }

@@ -268,3 +268,67 @@ pub fn copy_flake_files(dest: &Path) {
 }
 
 pub mod registry;
+
+/// Railway's published GraphQL schema (../shared/railway/schema.json beside the checkout, or
+/// $SHIP_RAILWAY_SCHEMA): reference data the deploy tests validate every document against.
+pub fn railway_schema() -> PathBuf {
+    let candidates = [
+        std::env::var_os("SHIP_RAILWAY_SCHEMA").map(PathBuf::from),
+        Some(repo_root().join("../shared/railway/schema.json")),
+        Some(PathBuf::from("/work/shared/railway/schema.json")),
+    ];
+    candidates.into_iter().flatten().find(|p| p.is_file()).unwrap_or_else(|| {
+        panic!("Railway's schema.json is not found: set SHIP_RAILWAY_SCHEMA to it (it lives in the shared folder, ../shared/railway/schema.json)")
+    })
+}
+
+/// A local stand-in for Railway's GraphQL API (tests/support/railway.py): it checks the token
+/// and validates every document against Railway's schema, and logs each request.
+pub struct RailwayStandIn {
+    pub port: u16,
+    log: TempDir,
+    child: std::process::Child,
+}
+
+impl RailwayStandIn {
+    pub fn start(scenario: serde_json::Value) -> RailwayStandIn {
+        use std::io::BufRead;
+        let log = TempDir::new();
+        let mut child = Command::new("python3")
+            .arg(repo_root().join("tests/support/railway.py"))
+            .arg("serve")
+            .arg(railway_schema())
+            .arg(log.join("requests.jsonl"))
+            .arg(scenario.to_string())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("the Railway stand-in did not start (it needs graphql-core: {INSTALL_HINT})"));
+        RailwayStandIn { port, log, child }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/graphql/v2", self.port)
+    }
+
+    /// Every request so far: operation, variables, auth kind, whether the document was valid.
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.log.join("requests.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for RailwayStandIn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
