@@ -42,6 +42,8 @@ pub enum Command {
     Pull(PullCommand),
     /// Deploy REPO@sha256:<digest> on Railway and wait until it is healthy (or notify a deploy webhook).
     Deploy(DeployCommand),
+    /// Rebuild an image from the revision it records and compare digests: REPRODUCED, or MISMATCH with what differs.
+    Verify(VerifyCommand),
     /// Resolve the toolchain and print where it is and the exact version of each tool.
     Toolchain(ToolchainCommand),
     /// The sccache S3 bucket: init | policy | stats | prune.
@@ -208,6 +210,34 @@ pub struct DeployCommand {
     #[arg(long, value_name = "SHA")]
     pub revision: Option<String>,
     /// Print the deploy report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct VerifyCommand {
+    /// The image: REGISTRY/REPO[:TAG|@sha256:...] or oci:DIR[:TAG] (not needed with --twice).
+    #[arg(required_unless_present = "twice")]
+    pub image: Option<String>,
+    /// The git repository to check the recorded revision out of (default: the current one).
+    #[arg(long, value_name = "DIR")]
+    pub source: Option<PathBuf>,
+    /// Build the current project twice, in two temporary directories, and compare: a
+    /// reproducibility self-check.
+    #[arg(long)]
+    pub twice: bool,
+    /// Cargo's target directory for the rebuilds (default: a fresh one in the temporary checkout).
+    #[arg(long, value_name = "DIR")]
+    pub target_dir: Option<PathBuf>,
+    /// With --twice: which project (default: beside ship.toml, else ./Cargo.toml).
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// With --twice: auto | nix | host | a toolchain directory (default: auto).
+    #[arg(long, value_name = "SOURCE")]
+    pub toolchain: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Print the verdict and every difference as JSON.
     #[arg(long)]
     pub json: bool,
 }

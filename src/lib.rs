@@ -18,6 +18,7 @@ pub mod registry;
 pub mod report;
 pub mod settings;
 pub mod toolchain;
+pub mod verify;
 
 pub use commands::run;
 
@@ -42,6 +43,10 @@ pub enum Error {
     Cache(#[from] cache::Error),
     #[error(transparent)]
     Deploy(#[from] deploy::Error),
+    #[error(transparent)]
+    Verify(#[from] verify::Error),
+    #[error("the rebuilt image differs from {0} (MISMATCH above)")]
+    Mismatch(String),
     #[error("ship doctor found {0} problem{s}; the fix: lines above say what to do", s = if *.0 == 1 { "" } else { "s" })]
     Doctor(usize),
     #[error("cannot write {what}: {source}")]
@@ -60,6 +65,10 @@ impl Error {
             Error::Reference(e) => e.hint(),
             Error::Cache(e) => e.hint(),
             Error::Deploy(e) => e.hint(),
+            Error::Verify(e) => e.hint(),
+            Error::Mismatch(_) => {
+                Some("the differences above say where; a different toolchain is the usual cause".into())
+            }
             Error::Doctor(_) => None,
             Error::Output { .. } => Some("check that the file's directory exists and is writable".into()),
         }

@@ -66,6 +66,8 @@ pub struct Package {
 /// What git says about the checkout.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Git {
+    /// The checkout's top directory: paths a recipe records are relative to it.
+    pub root: PathBuf,
     pub revision: String,
     pub commit_time: Option<i64>,
     /// The origin remote, reduced by [`public_source_url`].
@@ -88,9 +90,18 @@ pub struct Project {
 }
 
 impl Project {
-    /// The directory git and the flake are looked up from.
-    pub fn dir(&self) -> &Path {
-        &self.workspace_root
+    /// The directory paths in a recipe are relative to: the git checkout's top, else the
+    /// workspace's root.
+    pub fn root(&self) -> &Path {
+        self.git.as_ref().map_or(&self.workspace_root, |g| &g.root)
+    }
+
+    /// `path` relative to [`Project::root`] when it is inside it (canonical paths compared), else
+    /// as it is.
+    pub fn relative(&self, path: &Path) -> String {
+        let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| std::path::absolute(p).unwrap_or(p.to_path_buf()));
+        let (root, path) = (canon(self.root()), canon(path));
+        path.strip_prefix(&root).map(|p| p.display().to_string()).unwrap_or_else(|_| path.display().to_string())
     }
 
     /// `org.opencontainers.image.source`: Cargo's repository, else the git remote.
@@ -217,6 +228,25 @@ fn select<'m>(
     }
 }
 
+/// The licence of every package in the project's dependency graph, by (name, version), from
+/// `cargo metadata` (offline: after a build every source is local). Empty if cargo cannot say.
+pub fn licenses(
+    project: &Project,
+    cargo: &Path,
+    envs: &BTreeMap<OsString, OsString>,
+) -> BTreeMap<(String, String), String> {
+    let mut cmd = cargo_metadata::MetadataCommand::new();
+    cmd.cargo_path(cargo)
+        .manifest_path(&project.manifest_path)
+        .other_options(vec!["--locked".to_string(), "--offline".to_string()]);
+    let out = cmd.cargo_command().env_clear().envs(envs).stdin(Stdio::null()).stderr(Stdio::null()).output();
+    let Some(out) = out.ok().filter(|o| o.status.success()) else { return BTreeMap::new() };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json = text.lines().find(|l| l.starts_with('{')).unwrap_or_default();
+    let Ok(meta) = cargo_metadata::MetadataCommand::parse(json) else { return BTreeMap::new() };
+    meta.packages.into_iter().filter_map(|p| Some(((p.name.to_string(), p.version.to_string()), p.license?))).collect()
+}
+
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
     let out =
         Command::new("git").arg("-C").arg(dir).args(args).stdin(Stdio::null()).stderr(Stdio::null()).output().ok()?;
@@ -227,6 +257,7 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
 pub fn git_facts(dir: &Path) -> Option<Git> {
     let revision = git(dir, &["rev-parse", "--verify", "HEAD"])?;
     Some(Git {
+        root: PathBuf::from(git(dir, &["rev-parse", "--show-toplevel"])?),
         commit_time: git(dir, &["log", "-1", "--format=%ct", "HEAD"]).and_then(|t| t.parse().ok()),
         remote: git(dir, &["remote", "get-url", "origin"]).and_then(|u| public_source_url(&u)),
         // Untracked files do not count: cargo builds what is tracked or ignored alike, but a
@@ -325,6 +356,7 @@ mod tests {
     #[test]
     fn the_epoch_says_where_it_came_from() {
         let g = Git { revision: "r".into(), commit_time: Some(5), ..Default::default() };
+        let _ = &g.root;
         assert_eq!(epoch(Some(1), Some(2), Some(&g)).value, 1);
         assert_eq!(epoch(None, Some(2), Some(&g)).source, Source::Env("SOURCE_DATE_EPOCH"));
         assert_eq!(epoch(None, None, Some(&g)).value, 5);

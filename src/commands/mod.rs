@@ -12,6 +12,7 @@ mod push;
 mod run;
 mod steps;
 mod toolchain;
+mod verify;
 
 use crate::Error;
 use crate::cli::{Cli, Command};
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Some(Command::Image(args)) => image::run(&ctx, &args),
         Some(Command::Pull(cmd)) => pull::run(&ctx, &cmd),
         Some(Command::Deploy(cmd)) => deploy::run(&ctx, &cmd),
+        Some(Command::Verify(cmd)) => verify::run(&ctx, &cmd),
         Some(Command::Push(cmd)) => push::run(&ctx, &cmd),
         Some(Command::Toolchain(cmd)) => toolchain::run(&ctx, &cmd),
         Some(Command::Cache(cmd)) => cache::run(&ctx, cmd),

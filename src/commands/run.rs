@@ -180,7 +180,7 @@ fn pipeline(ctx: &Context, args: &RunArgs, report: &mut RunReport) -> Result<(),
                 binary: &built.facts.binary,
                 name: name.clone(),
                 project: Some(&built.project),
-                built: Some(&built.facts),
+                built: Some(&built),
                 epoch: built.epoch.value,
             };
             steps::image(ctx, &settings, inputs, &args.upload.registry)

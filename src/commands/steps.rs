@@ -40,6 +40,10 @@ pub struct Built {
     pub project: Project,
     pub epoch: Setting<i64>,
     pub facts: build::Facts,
+    /// Every crate's licence, for the SBOM.
+    pub licenses: std::collections::BTreeMap<(String, String), String>,
+    /// When the build started, in seconds since 1970, for the provenance.
+    pub started: i64,
 }
 
 /// toolchain → project → build, with the epoch from `epoch_flag`, the environment or the
@@ -60,7 +64,10 @@ pub fn build(ctx: &Context, args: &BuildArgs, epoch_flag: Option<&str>) -> Resul
         tc.root.as_ref().map(|r| format!(" {}", r.display())).unwrap_or_default()
     ));
     let mut warn = |w: &str| ctx.report.warn(w);
+    let started = now();
     let facts = build::build(&req, &tc, &mut warn)?;
+    let licenses =
+        project::licenses(&project, tc.tool("cargo").expect("a resolved toolchain has cargo"), &build::cargo_env(&tc));
     ctx.report.step(format!(
         "built {} {} for {} in {:.1}s (linker {}, {}, sccache {})",
         facts.bin,
@@ -75,7 +82,7 @@ pub fn build(ctx: &Context, args: &BuildArgs, epoch_flag: Option<&str>) -> Resul
             None => "off".to_string(),
         },
     ));
-    Ok(Built { project, epoch, facts })
+    Ok(Built { project, epoch, facts, licenses, started })
 }
 
 /// A registry client for `reference`'s registry, with the credentials chain and time bounds.
@@ -90,6 +97,10 @@ pub fn registry_client(
     Ok(registry::client::Client::new(&reference.registry, &args.insecure, creds, ctx.verbose, timeouts)?)
 }
 
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
 /// The label that records a registry base, so a push can mount its layers.
 pub const LABEL_BASE: &str = "dev.ship.base";
 
@@ -98,7 +109,7 @@ pub struct ImageInputs<'a> {
     pub binary: &'a Path,
     pub name: String,
     pub project: Option<&'a Project>,
-    pub built: Option<&'a build::Facts>,
+    pub built: Option<&'a Built>,
     pub epoch: i64,
 }
 
@@ -140,10 +151,46 @@ pub fn image(
         staging = Some((dir, guard, format!("oci:{}:base", layout_dir.display())));
     }
     let base = settings::base(settings, staging.as_ref().map(|s| s.2.as_str()))?;
-    let mut req =
-        settings::image_request(settings, inputs.name, inputs.binary, base, inputs.project, inputs.built, inputs.epoch);
-    if let Some(b) = base_label {
-        req.labels.insert(LABEL_BASE.to_string(), b);
+    let mut req = settings::image_request(
+        settings,
+        inputs.name,
+        inputs.binary,
+        base,
+        inputs.project,
+        inputs.built.map(|b| &b.facts),
+        inputs.epoch,
+    );
+    if let Some(b) = &base_label {
+        req.labels.insert(LABEL_BASE.to_string(), b.clone());
+    }
+    // An image ship built from a project records how, so that `ship verify` can build it again.
+    let mut recipe_label = None;
+    if let (Some(project), Some(built)) = (inputs.project, inputs.built.map(|b| &b.facts)) {
+        let recipe = crate::verify::Recipe {
+            manifest_path: project.relative(&project.manifest_path),
+            package: built.package.clone(),
+            bin: built.bin.clone(),
+            name: req.name.clone(),
+            base: base_label.unwrap_or_else(|| settings.base.value.clone()),
+            ports: req.ports.clone(),
+            env: req.env.clone(),
+            labels: settings.labels.value.clone(),
+            files: settings
+                .files
+                .iter()
+                .map(|f| crate::verify::RecipeFile {
+                    src: project.relative(&f.src),
+                    dest: f.dest.clone(),
+                    mode: f.mode,
+                })
+                .collect(),
+            user: req.user.clone(),
+            workdir: req.workdir.clone(),
+            compression: req.compression.name().to_string(),
+            source_date_epoch: req.source_date_epoch,
+        };
+        req.labels.insert(crate::verify::LABEL_RECIPE.to_string(), recipe.to_label());
+        recipe_label = Some(recipe.to_label());
     }
     image::check_binary(&req.binary, &req.base)?;
     ctx.report.step(format!(
@@ -157,7 +204,34 @@ pub fn image(
             image::Base::Layout { dir, tag } => format!("base oci:{}:{tag}", dir.display()),
         }
     ));
-    let image = image::build(&req)?;
+    let mut image = image::build(&req)?;
+    // The SBOM and the provenance travel with an image ship built from a project.
+    if let (Some(project), Some(built), Some(recipe)) = (inputs.project, inputs.built, recipe_label) {
+        use crate::image::artifact::{Artifact, PROVENANCE_TYPE, SBOM_TYPE};
+        use crate::report::attest;
+        let size = image.manifest.len() as u64;
+        if let Some(packages) = attest::locked_packages(&project.workspace_root.join("Cargo.lock")) {
+            let sbom = attest::sbom(project, &packages, &built.licenses);
+            image.artifacts.push(Artifact::new(SBOM_TYPE, image::spec::canonical(&sbom), &image.manifest_digest, size));
+        }
+        let toml = Some(ctx.loaded.text()).filter(|t| !t.is_empty());
+        let statement = attest::provenance(
+            &req.name,
+            &image.manifest_digest,
+            project,
+            &built.facts,
+            &recipe,
+            toml,
+            built.started,
+            now(),
+        );
+        image.artifacts.push(Artifact::new(
+            PROVENANCE_TYPE,
+            image::spec::canonical(&statement),
+            &image.manifest_digest,
+            size,
+        ));
+    }
     for (i, l) in image.layers.iter().enumerate() {
         ctx.report.step(format!("layer {}: {} {}", i + 1, l.digest, human_bytes(l.size)));
     }

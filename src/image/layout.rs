@@ -10,7 +10,7 @@
 use super::elf::Platform;
 use super::layer::Layer;
 use super::spec;
-use super::{Error, Image, digest};
+use super::{Error, Image, artifact, digest};
 use crate::cleanup;
 use oci_spec::image::{
     Arch, Descriptor, ImageConfiguration, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType, Os, PlatformBuilder,
@@ -190,7 +190,14 @@ fn write_blobs(image: &Image, root: &Path, added: &mut Vec<(PathBuf, cleanup::Re
         put_blob(&blobs, &layer.digest, layer.size, added, |f| layer.write_to(f))?;
     }
     put_blob(&blobs, &image.config_digest, image.config.len() as u64, added, |f| f.write_all(&image.config))?;
-    put_blob(&blobs, &image.manifest_digest, image.manifest.len() as u64, added, |f| f.write_all(&image.manifest))
+    put_blob(&blobs, &image.manifest_digest, image.manifest.len() as u64, added, |f| f.write_all(&image.manifest))?;
+    for a in &image.artifacts {
+        let empty = artifact::EMPTY;
+        put_blob(&blobs, &digest::sha256(empty), empty.len() as u64, added, |f| f.write_all(empty))?;
+        put_blob(&blobs, &a.document_digest, a.document.len() as u64, added, |f| f.write_all(&a.document))?;
+        put_blob(&blobs, &a.manifest_digest, a.manifest.len() as u64, added, |f| f.write_all(&a.manifest))?;
+    }
+    Ok(())
 }
 
 fn put_blob(
@@ -262,8 +269,29 @@ fn index_with(old: Option<ImageIndex>, image: &Image, tag: &str) -> ImageIndex {
     }
     desc.set_platform(Some(platform));
     manifests.push(desc);
+    // The image's artifacts: untagged entries that name their subject. Artifacts of manifests
+    // no tag names any more go.
+    for a in &image.artifacts {
+        let mut d =
+            Descriptor::new(MediaType::ImageManifest, a.manifest.len() as u64, spec::parse_digest(&a.manifest_digest));
+        d.set_artifact_type(Some(MediaType::Other(a.artifact_type.clone())));
+        d.set_annotations(Some(HashMap::from([(SUBJECT.to_string(), image.manifest_digest.clone())])));
+        manifests.retain(|m| m.digest() != d.digest());
+        manifests.push(d);
+    }
+    let tagged: Vec<String> =
+        manifests.iter().filter(|m| ref_name(m).is_some()).map(|m| m.digest().to_string()).collect();
+    manifests.retain(|m| subject_of(m).is_none_or(|s| tagged.iter().any(|t| t == s)));
     index.set_manifests(manifests);
     index
+}
+
+/// The annotation on an artifact's entry in index.json: the digest of the manifest it is about.
+pub const SUBJECT: &str = "dev.ship.subject";
+
+/// The manifest an index.json entry is an artifact about.
+fn subject_of(d: &Descriptor) -> Option<&str> {
+    d.annotations().as_ref()?.get(SUBJECT).map(String::as_str)
 }
 
 /// The tag a descriptor of index.json carries.
@@ -401,7 +429,16 @@ pub fn load(dir: &Path, tag: &str) -> Result<Image, Error> {
         variant: base.config.variant().clone(),
         os: base.config.os().to_string(),
     };
-    Ok(Image { platform, layers: base.layers, config, config_digest, manifest, manifest_digest })
+    let mut artifacts = Vec::new();
+    for d in read_index(dir)?.manifests().iter().filter(|m| subject_of(m) == Some(manifest_digest.as_str())) {
+        let bytes = read_blob(dir, &d.digest().to_string())?;
+        let m: ImageManifest = serde_json::from_slice(&bytes)
+            .map_err(|e| bad(format!("artifact {} is not a manifest ({e})", d.digest())))?;
+        let Some(layer) = m.layers().first() else { continue };
+        let document = read_blob(dir, &layer.digest().to_string())?;
+        artifacts.extend(artifact::Artifact::from_parts(bytes, document));
+    }
+    Ok(Image { platform, layers: base.layers, config, config_digest, manifest, manifest_digest, artifacts })
 }
 
 /// How much of each layer blob to check when reading a manifest.

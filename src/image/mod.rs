@@ -3,6 +3,7 @@
 //! no child processes here: everything this module needs arrives in a [`Request`].
 
 pub mod archive;
+pub mod artifact;
 pub mod base;
 pub mod compress;
 pub mod digest;
@@ -140,6 +141,8 @@ pub struct Image {
     pub config_digest: String,
     pub manifest: Vec<u8>,
     pub manifest_digest: String,
+    /// Artifacts about this image (SBOM, provenance); not part of its digest.
+    pub artifacts: Vec<artifact::Artifact>,
 }
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -290,6 +293,7 @@ pub fn build(req: &Request) -> Result<Image, Error> {
         layers,
         config,
         manifest,
+        artifacts: Vec::new(),
     })
 }
 

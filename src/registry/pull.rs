@@ -3,6 +3,7 @@
 
 use super::client::Client;
 use super::{Error, Reference};
+use crate::image::artifact::Artifact;
 use crate::image::digest::{self, HashingWriter};
 use crate::image::{Image, Layer, Platform};
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
@@ -108,5 +109,46 @@ pub fn pull(client: &Client, reference: &Reference, platform: &Platform, dir: &P
         config_digest,
         manifest,
         manifest_digest,
+        artifacts: Vec::new(),
     })
+}
+
+/// The artifacts about `subject` in `repo` (SBOM, provenance): through the referrers API, else
+/// through the `sha256-<hex>` tag index that registries without it keep. Each is verified
+/// against its digests.
+pub fn referrers(client: &Client, repo: &str, subject: &str) -> Result<Vec<Artifact>, Error> {
+    let scope = format!("repository:{repo}:pull");
+    let accept = crate::image::spec::INDEX_MEDIA_TYPE;
+    let mut resp = client.send(Method::GET, &format!("/v2/{repo}/referrers/{subject}"), &scope, true, &|rb| {
+        rb.header("accept", accept)
+    })?;
+    if resp.status() == StatusCode::NOT_FOUND {
+        let tag = super::push::referrers_tag(subject);
+        resp = client.send(Method::GET, &format!("/v2/{repo}/manifests/{tag}"), &scope, true, &|rb| {
+            rb.header("accept", accept)
+        })?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(Vec::new());
+        }
+    }
+    if resp.status() != StatusCode::OK {
+        return Err(client.status_error(resp, &format!("the referrers of {subject}"), repo));
+    }
+    let bytes = resp.bytes().map_err(|e| client.unreachable(&e.without_url()))?;
+    let index: ImageIndex =
+        serde_json::from_slice(&bytes).map_err(|_| corrupt(client, format!("the referrers of {subject}")))?;
+    let mut out = Vec::new();
+    for d in index.manifests() {
+        let digest = d.digest().to_string();
+        let (manifest, _) = get_manifest(client, repo, &digest, Some(&digest))?;
+        let doc: ImageManifest =
+            serde_json::from_slice(&manifest).map_err(|_| corrupt(client, format!("artifact {digest}")))?;
+        let Some(layer) = doc.layers().first() else { continue };
+        let dir = tempfile::tempdir().map_err(|e| Error::Io { context: "a staging directory".into(), source: e })?;
+        let path = get_blob(client, repo, &layer.digest().to_string(), layer.size(), dir.path())?;
+        let document =
+            std::fs::read(&path).map_err(|e| Error::Io { context: "reading an artifact".into(), source: e })?;
+        out.extend(Artifact::from_parts(manifest, document).filter(|a| a.subject().as_deref() == Some(subject)));
+    }
+    Ok(out)
 }

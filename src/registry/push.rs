@@ -4,7 +4,9 @@
 use super::Error;
 use super::client::Client;
 use crate::image::Image;
+use crate::image::artifact::{self, Artifact};
 use crate::image::layer::Blob;
+use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use std::io::{Read, Seek, SeekFrom};
@@ -54,6 +56,94 @@ pub struct Report {
     pub blobs_uploaded: usize,
     pub requests: u64,
     pub blobs: Vec<BlobReport>,
+    /// The image's artifacts (SBOM, provenance) and how the registry links them to it.
+    pub referrers: Vec<Referrer>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Referrer {
+    pub artifact_type: String,
+    pub digest: String,
+    /// `referrers API` when the registry links subjects itself (it answers `OCI-Subject`), else
+    /// `tag sha256-<hex>`: the index under that tag that registries without the API (GHCR,
+    /// distribution 2.x) are read through.
+    pub via: String,
+}
+
+/// The tag under which registries without the referrers API keep an image's referrers.
+pub fn referrers_tag(subject: &str) -> String {
+    subject.replace(':', "-")
+}
+
+/// Push one artifact about `subject`: its blobs, its manifest by digest, and, unless the
+/// registry links it by itself, an entry in the `sha256-<hex>` index.
+fn push_artifact(
+    client: &Client,
+    repo: &str,
+    subject: &str,
+    a: &Artifact,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<Referrer, Error> {
+    let empty = crate::image::digest::sha256(artifact::EMPTY);
+    for (digest, bytes) in [(empty.as_str(), artifact::EMPTY), (a.document_digest.as_str(), &a.document[..])] {
+        let src = Source { digest, size: bytes.len() as u64, bytes: Some(bytes), file: None };
+        push_blob(client, repo, &src, opts, progress)?;
+    }
+    let sc = scope(repo);
+    let resp = client.send(Method::PUT, &format!("/v2/{repo}/manifests/{}", a.manifest_digest), &sc, true, &|rb| {
+        rb.header("content-type", crate::image::spec::MANIFEST_MEDIA_TYPE).body(a.manifest.clone())
+    })?;
+    if resp.status() != StatusCode::CREATED {
+        return Err(client.status_error(resp, &format!("pushing the {} artifact", a.artifact_type), repo));
+    }
+    let referrer =
+        |via: String| Referrer { artifact_type: a.artifact_type.clone(), digest: a.manifest_digest.clone(), via };
+    if resp.headers().contains_key("oci-subject") {
+        return Ok(referrer("referrers API".into()));
+    }
+    // The fallback: an index of referrers under the tag sha256-<hex> of the subject.
+    let tag = referrers_tag(subject);
+    let url = format!("/v2/{repo}/manifests/{tag}");
+    let got =
+        client.send(Method::GET, &url, &sc, true, &|rb| rb.header("accept", crate::image::spec::INDEX_MEDIA_TYPE))?;
+    let mut index: ImageIndex = match got.status() {
+        StatusCode::OK => {
+            let bytes = got.bytes().map_err(|e| client.unreachable(&e.without_url()))?;
+            serde_json::from_slice(&bytes).map_err(|e| Error::Http {
+                registry: client.registry.clone(),
+                what: format!("reading the referrers index {tag}"),
+                status: 200,
+                detail: format!("it is not an image index ({e})"),
+            })?
+        }
+        StatusCode::NOT_FOUND => ImageIndexBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageIndex)
+            .manifests(vec![])
+            .build()
+            .expect("the required fields are set"),
+        _ => return Err(client.status_error(got, &format!("reading the referrers index {tag}"), repo)),
+    };
+    let mut manifests = index.manifests().clone();
+    if !manifests.iter().any(|m| m.digest().to_string() == a.manifest_digest) {
+        let mut d = Descriptor::new(
+            MediaType::ImageManifest,
+            a.manifest.len() as u64,
+            crate::image::spec::parse_digest(&a.manifest_digest),
+        );
+        d.set_artifact_type(Some(MediaType::Other(a.artifact_type.clone())));
+        manifests.push(d);
+        index.set_manifests(manifests);
+        let body = crate::image::spec::canonical(&index);
+        let put = client.send(Method::PUT, &url, &sc, true, &|rb| {
+            rb.header("content-type", crate::image::spec::INDEX_MEDIA_TYPE).body(body.clone())
+        })?;
+        if put.status() != StatusCode::CREATED {
+            return Err(client.status_error(put, &format!("pushing the referrers index {tag}"), repo));
+        }
+    }
+    Ok(referrer(format!("tag {tag}")))
 }
 
 /// One blob to push and where to read it.
@@ -420,17 +510,25 @@ pub fn push(
             });
         }
     }
+    // The artifacts come after the image: their subject must exist first where the registry
+    // checks it.
+    let mut referrers = Vec::new();
+    for a in &image.artifacts {
+        referrers.push(push_artifact(client, repo, &image.manifest_digest, a, opts, progress)?);
+    }
     let count = |o| reports.iter().filter(|r| r.outcome == o).count();
     Ok(Report {
         reference: format!("{}/{repo}@{}", client.registry, image.manifest_digest),
         digest: image.manifest_digest.clone(),
         tags: opts.tags.clone(),
-        bytes_uploaded: client.stats.bytes_uploaded.load(Ordering::Relaxed),
+        // The image's own blobs; artifacts (a new provenance every build) are counted apart.
+        bytes_uploaded: reports.iter().map(|r| r.bytes_sent).sum(),
         blobs_skipped: count(Outcome::Skipped),
         blobs_mounted: count(Outcome::Mounted),
         blobs_uploaded: count(Outcome::Uploaded),
         requests: client.stats.requests.load(Ordering::Relaxed),
         blobs: reports,
+        referrers,
     })
 }
 

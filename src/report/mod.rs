@@ -1,6 +1,7 @@
 //! What ship tells the user on stderr while it works (stdout is reserved for results), and the
 //! reports it renders: text, JSON, and the GitHub step summary.
 
+pub mod attest;
 pub mod summary;
 
 use std::time::Instant;

@@ -242,6 +242,11 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// The file's text, as read (empty without a ship.toml).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     /// The directory relative paths in ship.toml are relative to (`.` without a file).
     pub fn base_dir(&self) -> PathBuf {
         self.dir.clone().unwrap_or_else(|| PathBuf::from("."))

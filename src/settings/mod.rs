@@ -659,3 +659,32 @@ pub fn deploy(flags: &DeployCommand, loaded: &Loaded, registry: &str) -> Result<
         timeouts: crate::net::Timeouts::with(Some(timeout), None),
     })))
 }
+
+/// The image settings an image's recipe records, for building it again from a checkout at
+/// `root`. `ca_bundle` is the bundle to build the generated base with (taken from the image).
+pub fn image_from_recipe(
+    recipe: &crate::verify::Recipe,
+    root: &Path,
+    ca_bundle: Option<PathBuf>,
+) -> Result<ImageSettings, Error> {
+    let from = || Source::Derived("the image's recipe".into());
+    let files = recipe
+        .files
+        .iter()
+        .map(|f| FileMapping { src: root.join(&f.src), dest: f.dest.clone(), mode: f.mode })
+        .collect();
+    Ok(ImageSettings {
+        reference: None,
+        base: Setting::new(recipe.base.clone(), from()),
+        ca_bundle: ca_bundle.map(|c| Setting::new(c, from())),
+        ports: Setting::new(recipe.ports.clone(), from()),
+        env: Setting::new(recipe.env.clone(), from()),
+        labels: Setting::new(recipe.labels.clone(), from()),
+        files,
+        files_shown: Setting::new(recipe.files.iter().map(|f| format!("{}:{}", f.src, f.dest)).collect(), from()),
+        compression: Setting::new(parse_compression(&recipe.compression)?.name(), from()),
+        user: Setting::new(recipe.user.clone(), from()),
+        workdir: recipe.workdir.clone().map(|w| Setting::new(w, from())),
+        tags: Setting::new(vec![], from()),
+    })
+}

@@ -225,10 +225,19 @@ pub fn nix_system() -> String {
     format!("{}-{os}", std::env::consts::ARCH)
 }
 
-/// The nearest directory at or above `start` that holds a flake.nix.
+/// The nearest directory at or above `start` that holds a flake.nix, not looking past the top of
+/// the git checkout `start` is in: a flake outside the project's repository is not its input.
 pub fn find_flake(start: &Path) -> Option<PathBuf> {
     let start = std::path::absolute(start).ok()?;
-    start.ancestors().find(|d| d.join("flake.nix").is_file()).map(Path::to_path_buf)
+    for d in start.ancestors() {
+        if d.join("flake.nix").is_file() {
+            return Some(d.to_path_buf());
+        }
+        if d.join(".git").exists() {
+            return None;
+        }
+    }
+    None
 }
 
 /// `nix` with the features flakes need, whatever the user's nix.conf says.
