@@ -19,7 +19,7 @@ fn help(args: &[&str]) -> String {
 #[test]
 fn help_texts() {
     insta::assert_snapshot!("help", help(&["--help"]));
-    for cmd in ["run", "plan", "build", "image", "push", "pull", "deploy", "cache", "toolchain", "doctor"] {
+    for cmd in ["run", "plan", "build", "image", "push", "pull", "deploy", "verify", "cache", "toolchain", "doctor"] {
         insta::assert_snapshot!(format!("help_{cmd}"), help(&[cmd, "--help"]));
     }
 }

@@ -125,16 +125,11 @@ fn a_broken_ship_toml_is_reported_with_its_line() {
 }
 
 #[test]
-fn help_lists_only_implemented_commands() {
+fn help_lists_every_command() {
     let help = ok(ship().arg("--help"));
-    for present in ["build", "cache", "deploy", "doctor", "image", "plan", "pull", "push", "run", "toolchain"] {
+    for present in ["build", "cache", "deploy", "doctor", "image", "plan", "pull", "push", "run", "toolchain", "verify"]
+    {
         assert!(help.lines().any(|l| l.trim_start().starts_with(present)), "{present} is missing:\n{help}");
-    }
-    for missing in ["verify"] {
-        assert!(
-            !help.lines().any(|l| l.trim_start().starts_with(missing)),
-            "{missing} is listed but not implemented:\n{help}"
-        );
     }
 }
 

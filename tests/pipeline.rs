@@ -8,32 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-/// A git checkout of hello-service (so a run has a revision and a commit time), made once per
-/// test process and shared: its fixed path lets every test after the first reuse the build.
+/// The shared checkout of hello-service these tests build (see `common::shared_project`).
 fn project(_: &Path) -> PathBuf {
-    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = repo_root().join("target/pipeline-tests/svc");
-        let _ = std::fs::remove_dir_all(&dir);
-        copy_hello_service(&dir);
-        let git = |args: &[&str]| {
-            let status = Command::new("git")
-                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-                .args(args)
-                .current_dir(&dir)
-                .env("GIT_COMMITTER_DATE", "@1700000000 +0000")
-                .env("GIT_AUTHOR_DATE", "@1700000000 +0000")
-                .status()
-                .unwrap();
-            assert!(status.success(), "git {args:?}");
-        };
-        git(&["init", "-q"]);
-        git(&["add", "."]);
-        git(&["commit", "-q", "-m", "init"]);
-        git(&["remote", "add", "origin", "https://github.com/Acme/Hello-Service.git"]);
-        dir
-    })
-    .join("Cargo.toml")
+    shared_project("pipeline-tests")
 }
 
 /// `ship <args>` on the project with the host toolchain and a target dir shared by these tests

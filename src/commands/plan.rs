@@ -203,6 +203,9 @@ pub fn plan(ctx: &Context, args: &RunArgs) -> Result<Plan, Error> {
     inputs.insert("source_date_epoch", json!(epoch.value));
     inputs.insert("compression", json!(is.compression.value));
     inputs.insert("ship_version", json!(env!("CARGO_PKG_VERSION")));
+    // The recipe `ship verify` rebuilds from (the registry base's digest is filled in by the run).
+    let recipe = settings::recipe(is, &project, &name, is.base.value.clone(), epoch.value);
+    inputs.insert("recipe", serde_json::to_value(&recipe).expect("JSON"));
     let (base, ca) = base_inputs(is)?;
     inputs.insert("base", base);
     inputs.insert("ca_bundle_sha256", ca);

@@ -165,30 +165,9 @@ pub fn image(
     }
     // An image ship built from a project records how, so that `ship verify` can build it again.
     let mut recipe_label = None;
-    if let (Some(project), Some(built)) = (inputs.project, inputs.built.map(|b| &b.facts)) {
-        let recipe = crate::verify::Recipe {
-            manifest_path: project.relative(&project.manifest_path),
-            package: built.package.clone(),
-            bin: built.bin.clone(),
-            name: req.name.clone(),
-            base: base_label.unwrap_or_else(|| settings.base.value.clone()),
-            ports: req.ports.clone(),
-            env: req.env.clone(),
-            labels: settings.labels.value.clone(),
-            files: settings
-                .files
-                .iter()
-                .map(|f| crate::verify::RecipeFile {
-                    src: project.relative(&f.src),
-                    dest: f.dest.clone(),
-                    mode: f.mode,
-                })
-                .collect(),
-            user: req.user.clone(),
-            workdir: req.workdir.clone(),
-            compression: req.compression.name().to_string(),
-            source_date_epoch: req.source_date_epoch,
-        };
+    if let (Some(project), Some(_)) = (inputs.project, inputs.built) {
+        let base = base_label.unwrap_or_else(|| settings.base.value.clone());
+        let recipe = settings::recipe(settings, project, &req.name, base, req.source_date_epoch);
         req.labels.insert(crate::verify::LABEL_RECIPE.to_string(), recipe.to_label());
         recipe_label = Some(recipe.to_label());
     }

@@ -688,3 +688,33 @@ pub fn image_from_recipe(
         tags: Setting::new(vec![], from()),
     })
 }
+
+/// The recipe an image built from `project` records (label `dev.ship.recipe`): what `ship
+/// verify` needs besides the revision, the toolchain and the lock files to build it again.
+pub fn recipe(
+    settings: &ImageSettings,
+    project: &Project,
+    name: &str,
+    base: String,
+    epoch: i64,
+) -> crate::verify::Recipe {
+    crate::verify::Recipe {
+        manifest_path: project.relative(&project.manifest_path),
+        package: project.package.name.clone(),
+        bin: project.package.bin.clone(),
+        name: name.to_string(),
+        base,
+        ports: settings.ports.value.clone(),
+        env: settings.env.value.clone(),
+        labels: settings.labels.value.clone(),
+        files: settings
+            .files
+            .iter()
+            .map(|f| crate::verify::RecipeFile { src: project.relative(&f.src), dest: f.dest.clone(), mode: f.mode })
+            .collect(),
+        user: settings.user.value.clone(),
+        workdir: settings.workdir.as_ref().map(|w| w.value.clone()),
+        compression: settings.compression.value.to_string(),
+        source_date_epoch: epoch,
+    }
+}

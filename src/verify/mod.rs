@@ -134,7 +134,12 @@ impl std::fmt::Display for Difference {
 }
 
 fn diff(out: &mut Vec<Difference>, place: &str, what: &str, a: impl std::fmt::Debug, b: impl std::fmt::Debug) {
-    let (a, b) = (format!("{a:?}"), format!("{b:?}"));
+    // Debug output, without the quotes of a plain string.
+    let show = |v: String| match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+        Some(inner) if !inner.contains('"') => inner.to_string(),
+        _ => v,
+    };
+    let (a, b) = (show(format!("{a:?}")), show(format!("{b:?}")));
     if a != b {
         out.push(Difference { place: place.into(), what: what.into(), expected: a, got: b });
     }

@@ -332,3 +332,34 @@ impl Drop for RailwayStandIn {
         let _ = self.child.wait();
     }
 }
+
+/// A git checkout of hello-service under target/<name>/svc (so a run has a revision and a
+/// commit time), made once per test process and shared by its tests: its fixed path lets every
+/// build after the first be a no-op. Returns its Cargo.toml.
+pub fn shared_project(name: &str) -> PathBuf {
+    static DIRS: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut dirs = DIRS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, d)) = dirs.iter().find(|(n, _)| n == name) {
+        return d.join("Cargo.toml");
+    }
+    let dir = repo_root().join("target").join(name).join("svc");
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_hello_service(&dir);
+    let git = |args: &[&str]| {
+        let status = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(&dir)
+            .env("GIT_COMMITTER_DATE", "@1700000000 +0000")
+            .env("GIT_AUTHOR_DATE", "@1700000000 +0000")
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "init"]);
+    git(&["remote", "add", "origin", "https://github.com/Acme/Hello-Service.git"]);
+    dirs.push((name.to_string(), dir.clone()));
+    dir.join("Cargo.toml")
+}
