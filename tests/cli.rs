@@ -61,7 +61,8 @@ fn main_error_messages() {
     let dir = t.path();
     std::fs::write(dir.join("script.sh"), "#!/bin/sh\n").unwrap();
     std::fs::write(dir.join("true"), std::fs::read("/bin/true").unwrap()).unwrap();
-    let cases: Vec<(&str, Vec<&str>, Vec<(&str, &str)>)> = vec![
+    type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>);
+    let cases: Vec<Case> = vec![
         ("no_manifest", vec!["build", "--toolchain", "host"], vec![]),
         ("missing_binary", vec!["image", "--binary", "missing", "--output", "oci:out"], vec![]),
         ("not_elf", vec!["image", "--binary", "script.sh", "--output", "oci:out"], vec![]),

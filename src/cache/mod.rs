@@ -212,7 +212,7 @@ pub fn init(s: &Settings, expire_days: i32, noncurrent_days: i32, versioning: bo
             Err(e) => return Err(map_err(s, "GetBucketLifecycleConfiguration", e)),
         };
         let want = rule(&s.prefix, expire_days, noncurrent_days);
-        if !existing.iter().any(|r| *r == want) {
+        if !existing.contains(&want) {
             let mut rules: Vec<LifecycleRule> = existing.into_iter().filter(|r| r.id() != Some(RULE_ID)).collect();
             rules.push(want);
             let config = BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build().expect("rules are set");

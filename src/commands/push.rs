@@ -12,15 +12,15 @@ pub fn run(ctx: &Context, cmd: &PushCommand) -> Result<(), Error> {
     // Every flag is checked before any work.
     parse::timeouts(cmd.upload.registry.timeout.as_deref(), cmd.upload.registry.request_timeout.as_deref())?;
     let image = crate::image::layout::load(&dir, &tag)?;
-    if let Some(d) = &reference.digest {
-        if *d != image.manifest_digest {
-            return Err(settings::Error::BadValue {
-                flag: "REF",
-                value: cmd.reference.clone(),
-                expected: "a digest equal to the image's (or no digest)",
-            }
-            .into());
+    if let Some(d) = &reference.digest
+        && *d != image.manifest_digest
+    {
+        return Err(settings::Error::BadValue {
+            flag: "REF",
+            value: cmd.reference.clone(),
+            expected: "a digest equal to the image's (or no digest)",
         }
+        .into());
     }
     // REF's tag (docker's `latest` when it names neither tag nor digest), then every --tag.
     let implied = reference.digest.is_none().then(|| reference.tag_or_latest().to_string());

@@ -124,10 +124,10 @@ fn check_artifacts(image: &Image, rec: Option<&verify::Recorded>) -> (Vec<String
                     .filter(|d| d["name"] == "Cargo.lock")
                     .filter_map(|d| d.pointer("/digest/sha256")?.as_str())
                     .collect();
-                if let Some(label) = &rec.cargo_lock_sha256 {
-                    if !locks.contains(&label.trim_start_matches("sha256:")) {
-                        wrong("provenance", "Cargo.lock sha256", label.clone(), format!("{locks:?}"));
-                    }
+                if let Some(label) = &rec.cargo_lock_sha256
+                    && !locks.contains(&label.trim_start_matches("sha256:"))
+                {
+                    wrong("provenance", "Cargo.lock sha256", label.clone(), format!("{locks:?}"));
                 }
             }
             checked.push(format!("provenance: SLSA v1, revision {}", revision.unwrap_or("unknown")));

@@ -431,11 +431,11 @@ pub fn load(dir: &Path, tag: &str) -> Result<Image, Error> {
     };
     let mut artifacts = Vec::new();
     for d in read_index(dir)?.manifests().iter().filter(|m| subject_of(m) == Some(manifest_digest.as_str())) {
-        let bytes = read_blob(dir, &d.digest().to_string())?;
+        let bytes = read_blob(dir, d.digest().as_ref())?;
         let m: ImageManifest = serde_json::from_slice(&bytes)
             .map_err(|e| bad(format!("artifact {} is not a manifest ({e})", d.digest())))?;
         let Some(layer) = m.layers().first() else { continue };
-        let document = read_blob(dir, &layer.digest().to_string())?;
+        let document = read_blob(dir, layer.digest().as_ref())?;
         artifacts.extend(artifact::Artifact::from_parts(bytes, document));
     }
     Ok(Image { platform, layers: base.layers, config, config_digest, manifest, manifest_digest, artifacts })

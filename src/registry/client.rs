@@ -206,10 +206,10 @@ impl Client {
         if let Some(t) = token {
             return rb.bearer_auth(t.expose());
         }
-        if *self.basic.lock().expect("basic lock") {
-            if let Some((u, p)) = self.credentials.basic() {
-                return rb.basic_auth(u, Some(p));
-            }
+        if *self.basic.lock().expect("basic lock")
+            && let Some((u, p)) = self.credentials.basic()
+        {
+            return rb.basic_auth(u, Some(p));
         }
         rb
     }

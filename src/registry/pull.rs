@@ -34,10 +34,10 @@ fn get_manifest(client: &Client, repo: &str, reference: &str, want: Option<&str>
     let header = resp.headers().get("docker-content-digest").and_then(|d| d.to_str().ok()).map(str::to_string);
     let body = resp.bytes().map_err(|e| client.unreachable(&e.without_url()))?.to_vec();
     let got = digest::sha256(&body);
-    if let Some(w) = want.map(str::to_string).or(header) {
-        if w != got {
-            return Err(corrupt(client, format!("manifest {reference}")));
-        }
+    if let Some(w) = want.map(str::to_string).or(header)
+        && w != got
+    {
+        return Err(corrupt(client, format!("manifest {reference}")));
     }
     Ok((body, got))
 }
@@ -145,7 +145,7 @@ pub fn referrers(client: &Client, repo: &str, subject: &str) -> Result<Vec<Artif
             serde_json::from_slice(&manifest).map_err(|_| corrupt(client, format!("artifact {digest}")))?;
         let Some(layer) = doc.layers().first() else { continue };
         let dir = tempfile::tempdir().map_err(|e| Error::Io { context: "a staging directory".into(), source: e })?;
-        let path = get_blob(client, repo, &layer.digest().to_string(), layer.size(), dir.path())?;
+        let path = get_blob(client, repo, layer.digest().as_ref(), layer.size(), dir.path())?;
         let document =
             std::fs::read(&path).map_err(|e| Error::Io { context: "reading an artifact".into(), source: e })?;
         out.extend(Artifact::from_parts(manifest, document).filter(|a| a.subject().as_deref() == Some(subject)));

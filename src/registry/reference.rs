@@ -136,10 +136,10 @@ impl Reference {
             Some(i) => (&rest[..last_slash + i], Some(rest[last_slash + i + 1..].to_string())),
             None => (rest, None),
         };
-        if let Some(t) = &tag {
-            if !is_valid_tag(t) {
-                return Err(invalid("a tag is 1-128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"));
-            }
+        if let Some(t) = &tag
+            && !is_valid_tag(t)
+        {
+            return Err(invalid("a tag is 1-128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"));
         }
         let (registry, path) = match name.split_once('/') {
             Some((first, path)) if looks_like_host(first) => (first.to_string(), path.to_string()),

@@ -79,10 +79,10 @@ impl crate::registry::push::Progress for PushProgress {
     }
 
     fn advance(&self, digest: &str, bytes: u64) {
-        if let Some((_, bars)) = &self.bars {
-            if let Some(b) = bars.lock().expect("bars").get(digest) {
-                b.inc(bytes);
-            }
+        if let Some((_, bars)) = &self.bars
+            && let Some(b) = bars.lock().expect("bars").get(digest)
+        {
+            b.inc(bytes);
         }
     }
 

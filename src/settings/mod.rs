@@ -299,10 +299,10 @@ pub fn cache(args: &S3Args, loaded: &Loaded) -> Result<crate::cache::Settings, E
 
 /// The sccache S3 backend for builds: [cache] in ship.toml, else the SCCACHE_* variables.
 pub fn build_cache(loaded: &Loaded) -> Option<Setting<build::sccache::S3>> {
-    if loaded.file.cache.bucket.is_some() {
-        if let Ok(settings) = cache(&S3Args::default(), loaded) {
-            return Some(Setting::new(settings, loaded.source(&["cache", "bucket"])));
-        }
+    if loaded.file.cache.bucket.is_some()
+        && let Ok(settings) = cache(&S3Args::default(), loaded)
+    {
+        return Some(Setting::new(settings, loaded.source(&["cache", "bucket"])));
     }
     let s3 = build::sccache::S3 {
         bucket: env::var("SCCACHE_BUCKET")?,
@@ -587,7 +587,7 @@ pub fn fill_tags(tags: &[String], project: Option<&Project>) -> Result<Vec<Strin
 /// How `ship deploy` (and `ship run`'s last step) deploys.
 #[derive(Debug, Clone)]
 pub enum Deployer {
-    Railway(crate::deploy::Railway),
+    Railway(Box<crate::deploy::Railway>),
     /// A deploy webhook URL (a credential: never printed).
     Webhook(String),
 }
@@ -640,7 +640,7 @@ pub fn deploy(flags: &DeployCommand, loaded: &Loaded, registry: &str) -> Result<
     } else {
         None
     };
-    Ok(Some(Deployer::Railway(Railway {
+    Ok(Some(Deployer::Railway(Box::new(Railway {
         api_url: flags
             .api_url
             .clone()
@@ -657,7 +657,7 @@ pub fn deploy(flags: &DeployCommand, loaded: &Loaded, registry: &str) -> Result<
         health_url: flags.health_url.clone().or_else(|| r.and_then(|r| r.health_url.clone())),
         rollback_on_failure: flags.rollback_on_failure || r.is_some_and(|r| r.rollback_on_failure),
         timeouts: crate::net::Timeouts::with(Some(timeout), None),
-    })))
+    }))))
 }
 
 /// The image settings an image's recipe records, for building it again from a checkout at

@@ -256,6 +256,20 @@ pub fn timeouts(overall: Option<&str>, request: Option<&str>) -> Result<crate::n
     Ok(crate::net::Timeouts::with(parse("--timeout", overall)?, parse("--request-timeout", request)?))
 }
 
+/// A tag, possibly with `{git_sha}` or `{version}` in it, that makes a valid tag once filled.
+pub fn check_tag_template(flag: &'static str, tag: &str) -> Result<(), Error> {
+    let filled = tag.replace("{git_sha}", "0").replace("{version}", "0");
+    if reference::is_valid_tag(&filled) {
+        Ok(())
+    } else {
+        Err(Error::BadValue {
+            flag,
+            value: tag.to_string(),
+            expected: "a tag (1-128 letters, digits, '_', '.' or '-'), with {git_sha} or {version} if wanted",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,19 +325,5 @@ mod tests {
             assert!(parse_file(bad, dir.path()).is_err(), "{bad}");
         }
         assert!(parse_file(".:/x", dir.path()).is_err(), "directories are rejected");
-    }
-}
-
-/// A tag, possibly with `{git_sha}` or `{version}` in it, that makes a valid tag once filled.
-pub fn check_tag_template(flag: &'static str, tag: &str) -> Result<(), Error> {
-    let filled = tag.replace("{git_sha}", "0").replace("{version}", "0");
-    if reference::is_valid_tag(&filled) {
-        Ok(())
-    } else {
-        Err(Error::BadValue {
-            flag,
-            value: tag.to_string(),
-            expected: "a tag (1-128 letters, digits, '_', '.' or '-'), with {git_sha} or {version} if wanted",
-        })
     }
 }

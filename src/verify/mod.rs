@@ -268,6 +268,12 @@ fn sections(out: &mut Vec<Difference>, place: &str, a: &[u8], b: &[u8]) {
     }
 }
 
+/// The bytes of the file at `path` (absolute, like `/etc/ssl/certs/ca-certificates.crt`) in a
+/// layer, if it is there.
+pub fn file_in_layer(layer: &Layer, path: &str) -> Result<Option<Vec<u8>>, image::Error> {
+    Ok(entries(layer)?.remove(path).map(|e| e.data))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,10 +299,4 @@ mod tests {
         assert_eq!(back, r);
         assert!(!r.to_label().contains(' '), "canonical JSON");
     }
-}
-
-/// The bytes of the file at `path` (absolute, like `/etc/ssl/certs/ca-certificates.crt`) in a
-/// layer, if it is there.
-pub fn file_in_layer(layer: &Layer, path: &str) -> Result<Option<Vec<u8>>, image::Error> {
-    Ok(entries(layer)?.remove(path).map(|e| e.data))
 }
