@@ -398,6 +398,11 @@ pub struct RunArgs {
     /// Tag to push (default: [image] tags, else latest); {git_sha} and {version} are filled in. Repeatable.
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
+    /// native (cargo and ship's image assembly), dockerfile (docker buildx with Dockerfile.production:
+    /// the fallback for machines with Docker but no Nix), or auto (dockerfile only when Nix is absent
+    /// and a Docker daemon with buildx answers).
+    #[arg(long, value_name = "BUILDER", default_value = "auto")]
+    pub builder: String,
     #[command(flatten)]
     pub upload: UploadArgs,
     /// Print a JSON report (`ship plan`: the plan) instead of the result line.

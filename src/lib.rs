@@ -42,6 +42,8 @@ pub enum Error {
     #[error(transparent)]
     Cache(#[from] cache::Error),
     #[error(transparent)]
+    Docker(#[from] build::docker::Error),
+    #[error(transparent)]
     Deploy(#[from] deploy::Error),
     #[error(transparent)]
     Verify(#[from] verify::Error),
@@ -64,6 +66,7 @@ impl Error {
             Error::Registry(e) => e.hint(),
             Error::Reference(e) => e.hint(),
             Error::Cache(e) => e.hint(),
+            Error::Docker(e) => e.hint(),
             Error::Deploy(e) => e.hint(),
             Error::Verify(e) => e.hint(),
             Error::Mismatch(_) => {

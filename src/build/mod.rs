@@ -1,6 +1,7 @@
 //! `cargo build --release --locked` with an environment ship computes: mold, static linking,
 //! path remapping, SOURCE_DATE_EPOCH, sccache. Finds the artifact from cargo's JSON messages.
 
+pub mod docker;
 pub mod env;
 pub mod sccache;
 

@@ -12,7 +12,7 @@ use crate::report::human_bytes;
 use crate::report::summary::{Failure, RunReport, Step};
 use crate::settings::{self, ImageSettings, Output, Setting, Source};
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Where the image goes.
@@ -130,10 +130,108 @@ fn append(path: &std::path::Path, text: &str) -> Result<(), Error> {
         .map_err(|source| Error::Output { what: format!("the step summary {}", path.display()), source })
 }
 
+/// The deploy step, with the digest reference just pushed.
+fn deploy_step(
+    ctx: &Context,
+    report: &mut RunReport,
+    deployer: &settings::Deployer,
+    reference: &str,
+    project: &Project,
+) -> Result<(), Error> {
+    let target =
+        crate::deploy::Target::new(Reference::parse(reference)?, project.git.as_ref().map(|g| g.revision.clone()))?;
+    let deployed = timed(
+        report,
+        "deploy",
+        || super::deploy::step(ctx, deployer, &target),
+        |d| {
+            let summary = match &d.deployment_id {
+                Some(id) => format!(
+                    "deployment {id}: {}{}",
+                    d.statuses.join(" → "),
+                    d.health.map(|h| format!(", health {h}")).unwrap_or_default()
+                ),
+                None => format!("{} accepted by the webhook (no status to wait for)", d.image),
+            };
+            (summary, serde_json::to_value(d).expect("JSON"))
+        },
+    )?;
+    report.deployment = Some(crate::report::summary::Deployment {
+        id: deployed.deployment_id.clone(),
+        status: deployed.status.clone(),
+    });
+    Ok(())
+}
+
+/// The Docker fallback: `docker buildx build -f Dockerfile.production` builds and pushes in one
+/// step; its digest goes to deploy as the native path's does.
+fn docker_pipeline(
+    ctx: &Context,
+    args: &RunArgs,
+    report: &mut RunReport,
+    settings: &settings::ImageSettings,
+) -> Result<(), Error> {
+    use crate::build::docker;
+    // The project is read with the cargo on PATH (no toolchain is resolved: Docker brings its own).
+    let req = settings::project_request(&args.build, &ctx.loaded);
+    let project = project::resolve(&req, Path::new("cargo"), &crate::build::env::inherited(std::env::vars_os()))?;
+    let Target::Registry(reference) = target(settings, args.push, &project)? else {
+        return Err(settings::Error::NoRegistry { why: "the Docker builder pushes as it builds".into() }.into());
+    };
+    let deployer = settings::deploy(&Default::default(), &ctx.loaded, &reference.value.registry)?;
+    let tags = tags(settings, &Target::Registry(reference.clone()), &project)?;
+    report.tags = tags.clone();
+    let repo = format!("{}/{}", reference.value.registry, reference.value.repository);
+    let epoch = settings::epoch(args.image.source_date_epoch.as_deref(), Some(&project))?;
+    let staging =
+        tempfile::tempdir().map_err(|source| Error::Output { what: "a temporary directory".into(), source })?;
+    let request = docker::Request {
+        context: project.root().to_path_buf(),
+        manifest: project.relative(&project.manifest_path),
+        package: project.package.name.clone(),
+        bin: project.package.bin.clone(),
+        tags: tags.iter().map(|t| format!("{repo}:{t}")).collect(),
+        revision: project.git.as_ref().map(|g| g.revision.clone()),
+        source: project.source_url(),
+        source_date_epoch: epoch.value,
+        cache: settings::build_cache(&ctx.loaded).map(|c| c.value),
+        github_actions: settings::env::var("GITHUB_ACTIONS").as_deref() == Some("true"),
+        local_cache: settings::cache_dir().unwrap_or_else(|| staging.path().into()).join("buildx"),
+        metadata_file: staging.path().join("metadata.json"),
+    };
+    ctx.report.step(format!("building and pushing {repo} with docker buildx (Dockerfile.production)"));
+    let facts = timed(
+        report,
+        "docker build",
+        || Ok(docker::build(&request, ctx.report.is_quiet())?),
+        |f| (format!("{repo}@{}", f.digest), serde_json::to_value(f).expect("JSON")),
+    )?;
+    let pushed = format!("{repo}@{}", facts.digest);
+    report.digest = Some(facts.digest.clone());
+    report.reference = Some(pushed.clone());
+    if let Some(deployer) = &deployer {
+        deploy_step(ctx, report, deployer, &pushed, &project)?;
+    }
+    Ok(())
+}
+
 fn pipeline(ctx: &Context, args: &RunArgs, report: &mut RunReport) -> Result<(), Error> {
     // Everything that can be checked before the build is.
     let settings =
         settings::image(&args.image, args.reference.as_deref().map(|r| (r, "--image")), &args.tags, &ctx.loaded)?;
+    use crate::build::docker;
+    let nix = which::which("nix").is_ok();
+    let probe_docker = !nix && args.builder == "auto";
+    let builder = docker::choose(&args.builder, nix, probe_docker && docker::buildx_available()).ok_or_else(|| {
+        settings::Error::BadValue {
+            flag: "--builder",
+            value: args.builder.clone(),
+            expected: "native, dockerfile or auto",
+        }
+    })?;
+    if builder == docker::Builder::Dockerfile {
+        return docker_pipeline(ctx, args, report, &settings);
+    }
     let built = timed(
         report,
         "build",
@@ -233,30 +331,7 @@ fn pipeline(ctx: &Context, args: &RunArgs, report: &mut RunReport) -> Result<(),
             )?;
             report.reference = Some(pushed.reference.clone());
             if let Some(deployer) = &deployer {
-                let target = crate::deploy::Target::new(
-                    Reference::parse(&pushed.reference)?,
-                    built.project.git.as_ref().map(|g| g.revision.clone()),
-                )?;
-                let deployed = timed(
-                    report,
-                    "deploy",
-                    || super::deploy::step(ctx, deployer, &target),
-                    |d| {
-                        let summary = match &d.deployment_id {
-                            Some(id) => format!(
-                                "deployment {id}: {}{}",
-                                d.statuses.join(" → "),
-                                d.health.map(|h| format!(", health {h}")).unwrap_or_default()
-                            ),
-                            None => format!("{} accepted by the webhook (no status to wait for)", d.image),
-                        };
-                        (summary, serde_json::to_value(d).expect("JSON"))
-                    },
-                )?;
-                report.deployment = Some(crate::report::summary::Deployment {
-                    id: deployed.deployment_id.clone(),
-                    status: deployed.status.clone(),
-                });
+                deploy_step(ctx, report, deployer, &pushed.reference, &built.project)?;
             }
         }
         Target::Local => {

@@ -10,6 +10,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("SHIP_REGISTRY_PASSWORD", "registry password or token"),
     ("GITHUB_TOKEN", "token for ghcr.io when no other credentials are given"),
     ("GITHUB_ACTOR", "user name for GITHUB_TOKEN"),
+    ("GITHUB_ACTIONS", "`true` inside GitHub Actions: the Docker builder then uses the `type=gha` build cache"),
     ("GITHUB_STEP_SUMMARY", "file `ship run` appends a Markdown summary to (set by GitHub Actions)"),
     ("RAILWAY_TOKEN", "Railway account or workspace token for `ship deploy` (sent as Authorization: Bearer)"),
     ("RAILWAY_PROJECT_TOKEN", "Railway project token for `ship deploy` (sent as Project-Access-Token)"),
