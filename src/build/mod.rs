@@ -198,28 +198,29 @@ pub fn build(req: &Request, toolchain: &Toolchain, warn: &mut dyn FnMut(&str)) -
     if req.require_hermetic && sccache.is_none() {
         return Err(Error::NotHermetic("sccache is missing from the toolchain".into()));
     }
-    // Our own sccache server for this build (stopped when `_server` drops).
+    // Our own sccache server for this build (stopped when `server` drops), with the S3 backend.
+    // Without a bucket there is no sccache: a local disk cache hardly ever hits (its keys hold the
+    // checkout's paths) and wrapping rustc costs about half a second on every build.
     let mut server = None;
-    match sccache {
-        Some(s) => {
-            let prefix =
-                req.cache.as_ref().map(|c| sccache::key_prefix(&c.prefix, &target, &toolchain.identity(&versions)));
-            match sccache::Server::start(s, &envs, req.cache.as_ref(), prefix.as_deref().unwrap_or_default()) {
+    match (&req.cache, sccache) {
+        (None, _) => {}
+        (Some(cache), Some(s)) => {
+            let prefix = sccache::key_prefix(&cache.prefix, &target, &toolchain.identity(&versions));
+            match sccache::Server::start(s, &envs, Some(cache), &prefix) {
                 Ok(srv) => {
                     envs.extend(srv.client_env().clone());
                     envs.insert("RUSTC_WRAPPER".into(), s.into());
                     server = Some(srv);
                 }
-                Err(why) if req.cache.is_some() => {
+                Err(why) => {
                     if req.require_cache {
                         return Err(Error::CacheUnavailable(why));
                     }
                     note(format!("the sccache S3 cache cannot be used ({why}); building without it"), &mut warnings);
                 }
-                Err(why) => note(format!("sccache did not start ({why}); compiling without a cache"), &mut warnings),
             }
         }
-        None => note("sccache is not in the toolchain; compiling without a cache".into(), &mut warnings),
+        (Some(_), None) => note("sccache is not in the toolchain; building without the S3 cache".into(), &mut warnings),
     }
     if req.require_cache && server.is_none() {
         return Err(Error::CacheUnavailable("sccache is not running".into()));

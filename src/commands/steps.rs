@@ -65,9 +65,14 @@ pub fn build(ctx: &Context, args: &BuildArgs, epoch_flag: Option<&str>) -> Resul
     ));
     let mut warn = |w: &str| ctx.report.warn(w);
     let started = now();
-    let facts = build::build(&req, &tc, &mut warn)?;
-    let licenses =
-        project::licenses(&project, tc.tool("cargo").expect("a resolved toolchain has cargo"), &build::cargo_env(&tc));
+    // The licences (for the SBOM) come from a second `cargo metadata`, read while cargo builds.
+    let (facts, licenses) = std::thread::scope(|s| {
+        let cargo = tc.tool("cargo").expect("a resolved toolchain has cargo");
+        let licenses = s.spawn(|| project::licenses(&project, cargo, &build::cargo_env(&tc)));
+        let facts = build::build(&req, &tc, &mut warn);
+        (facts, licenses.join().unwrap_or_default())
+    });
+    let facts = facts?;
     ctx.report.step(format!(
         "built {} {} for {} in {:.1}s (linker {}, {}, sccache {})",
         facts.bin,
