@@ -322,3 +322,52 @@ fn what_a_killed_write_leaves_is_swept_by_the_next_one() {
     assert!(!stale.exists(), "a stale archive temp file was not swept");
     assert!(fresh.exists(), "a fresh temp file (maybe another writer's) was removed");
 }
+
+#[test]
+fn an_unchanged_layer_is_reused_from_the_layout_and_a_poisoned_cache_is_caught() {
+    let t = TempDir::new();
+    let dir = t.join("layout");
+    let with_cache = |tag: &str, cache: &str| {
+        let mut cmd = image_cmd(&t, &dir, tag);
+        cmd.env("XDG_CACHE_HOME", t.join(cache)).arg("--quiet");
+        ok(&mut cmd).trim().to_string()
+    };
+    let first = with_cache("a", "cache");
+    // The blobs of the first run, and when they were written.
+    let blobs = dir.join("blobs/sha256");
+    let stamp = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    let app_layer = {
+        let manifest = read_json(&blobs.join(first.trim_start_matches("sha256:")));
+        blobs.join(manifest["layers"][1]["digest"].as_str().unwrap().trim_start_matches("sha256:"))
+    };
+    let written = stamp(&app_layer);
+    let mappings = std::fs::read_dir(t.join("cache/ship/layers")).unwrap().count();
+    assert_eq!(mappings, 2, "one mapping per layer");
+    std::thread::sleep(Duration::from_millis(20));
+    // The same image again: the layers are found in the layout, not compressed and written again.
+    assert_eq!(with_cache("a", "cache"), first);
+    assert_eq!(stamp(&app_layer), written, "the reused blob was written again");
+    // Without the cache, the same digest.
+    let fresh = t.join("fresh");
+    let mut cmd = image_cmd(&t, &fresh, "a");
+    cmd.env("XDG_CACHE_HOME", t.join("empty-cache")).arg("--quiet");
+    assert_eq!(ok(&mut cmd).trim(), first, "the cache changed the digest");
+
+    // A damaged blob (same size) behind a mapping: caught by its hash, compressed anew.
+    let mut bytes = std::fs::read(&app_layer).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&app_layer, &bytes).unwrap();
+    assert_eq!(with_cache("a", "cache"), first);
+    let got = ship::image::digest::sha256(&std::fs::read(&app_layer).unwrap());
+    assert_eq!(got, format!("sha256:{}", app_layer.file_name().unwrap().to_string_lossy()), "the damaged blob stayed");
+    // A mapping that names another digest (a blob that is not there): a miss, and the right blob.
+    for m in std::fs::read_dir(t.join("cache/ship/layers")).unwrap() {
+        let m = m.unwrap().path();
+        std::fs::write(&m, format!("{{\"digest\":\"sha256:{}\",\"size\":1}}", "0".repeat(64))).unwrap();
+    }
+    let mut cmd = base_cmd(&t, "a");
+    cmd.args(["--quiet", "--output", &format!("oci:{}:b", dir.display())]).env("XDG_CACHE_HOME", t.join("cache"));
+    assert_eq!(ok(&mut cmd).trim(), first, "a poisoned mapping changed the digest");
+    assert_valid(&dir, &["a".to_string(), "b".to_string()]);
+}

@@ -43,7 +43,12 @@ pub fn run(ctx: &Context, args: &ImageArgs) -> Result<(), Error> {
     let name = settings::short_app_name(&settings, args.image.name.as_deref(), &bin_name)?;
     let default_ref = settings.reference.as_ref().map(|r| r.value.clone()).unwrap_or_else(|| name.clone());
     let output = settings::parse::parse_output("--output", &args.output, &default_ref)?;
-    let inputs = steps::ImageInputs { binary: &binary, name, project, built: built.as_ref(), epoch: epoch.value };
+    let reuse_from = match &output {
+        settings::Output::Layout { dir, .. } => Some(dir.as_path()),
+        settings::Output::Archive { .. } => None,
+    };
+    let inputs =
+        steps::ImageInputs { reuse_from, binary: &binary, name, project, built: built.as_ref(), epoch: epoch.value };
     let image = steps::image(ctx, &settings, inputs, &args.registry)?;
     steps::write(ctx, &image, &output)?;
     if args.json {

@@ -270,11 +270,15 @@ fn pipeline(ctx: &Context, args: &RunArgs, report: &mut RunReport) -> Result<(),
     let tags = tags(&settings, &target, &built.project)?;
     report.tags = tags.clone();
     let name = settings::short_app_name(&settings, args.image.name.as_deref(), &built.facts.bin)?;
+    // The local layout's blobs are reused when nothing changed (the layer cache).
+    let ship_dir = settings::target_dir(&args.build, &built.project).join("ship");
+    let local_dir = ship_dir.join(&name);
     let image = timed(
         report,
         "image",
         || {
             let inputs = steps::ImageInputs {
+                reuse_from: matches!(target, Target::Local).then_some(local_dir.as_path()),
                 binary: &built.facts.binary,
                 name: name.clone(),
                 project: Some(&built.project),
@@ -335,8 +339,7 @@ fn pipeline(ctx: &Context, args: &RunArgs, report: &mut RunReport) -> Result<(),
             }
         }
         Target::Local => {
-            let ship_dir = settings::target_dir(&args.build, &built.project).join("ship");
-            let dir = ship_dir.join(&name);
+            let dir = local_dir.clone();
             let tag = tags.first().cloned().unwrap_or_else(|| "latest".into());
             let layout = Output::Layout { dir: dir.clone(), tag: tag.clone() };
             let archive_file = ship_dir.join(format!("{name}.tar"));

@@ -111,6 +111,8 @@ pub const LABEL_BASE: &str = "dev.ship.base";
 
 /// Everything that goes into an image besides the settings: what to run and who made it.
 pub struct ImageInputs<'a> {
+    /// The layout the image will be written to: its blobs may be reused (the layer cache).
+    pub reuse_from: Option<&'a Path>,
     pub binary: &'a Path,
     pub name: String,
     pub project: Option<&'a Project>,
@@ -167,6 +169,10 @@ pub fn image(
     );
     if let Some(b) = &base_label {
         req.labels.insert(LABEL_BASE.to_string(), b.clone());
+    }
+    if let (Some(dir), Some(cache)) = (inputs.reuse_from, settings::cache_dir()) {
+        req.layer_cache =
+            Some(image::cache::LayerCache { dir: cache.join("layers"), blob_dirs: vec![dir.join("blobs/sha256")] });
     }
     // An image ship built from a project records how, so that `ship verify` can build it again.
     let mut recipe_label = None;

@@ -244,6 +244,7 @@ pub fn run(ctx: &Context, cmd: &VerifyCommand) -> Result<(), Error> {
     }
     let settings = settings::image_from_recipe(&rec.recipe, &checkout.path, ca)?;
     let inputs = steps::ImageInputs {
+        reuse_from: None,
         binary: &built.facts.binary,
         name: rec.recipe.name.clone(),
         project: Some(&built.project),
@@ -285,6 +286,7 @@ fn twice(ctx: &Context, cmd: &VerifyCommand) -> Result<(), Error> {
         let built = steps::build(ctx, &args, None)?;
         let name = settings::short_app_name(&settings, None, &built.facts.bin)?;
         let inputs = steps::ImageInputs {
+            reuse_from: None,
             binary: &built.facts.binary,
             name,
             project: Some(&built.project),

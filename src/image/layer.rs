@@ -230,6 +230,39 @@ impl Layer {
         }
     }
 
+    /// Compress a tar whose diff_id is known already.
+    pub fn from_tar_hashed(tar: Vec<u8>, diff_id: String, compression: Compression, threads: usize) -> Layer {
+        let blob = compress::compress(&tar, compression, threads);
+        let digest = if compression == Compression::None { diff_id.clone() } else { digest::sha256(&blob) };
+        Layer {
+            media_type: compression.media_type().to_string(),
+            digest,
+            diff_id,
+            size: blob.len() as u64,
+            blob: Blob::Memory(Arc::new(blob)),
+            tar: Some(Arc::new(tar)),
+        }
+    }
+
+    /// A layer ship made before, whose verified blob is the file at `path` (the layer cache).
+    pub fn cached(
+        compression: Compression,
+        digest: String,
+        tar: Vec<u8>,
+        diff_id: String,
+        size: u64,
+        path: PathBuf,
+    ) -> Layer {
+        Layer {
+            media_type: compression.media_type().to_string(),
+            digest,
+            diff_id,
+            size,
+            blob: Blob::File(path),
+            tar: Some(Arc::new(tar)),
+        }
+    }
+
     /// A layer whose blob is a file that has already been verified against `digest`.
     pub fn from_file(media_type: String, digest: String, diff_id: String, size: u64, path: PathBuf) -> Layer {
         Layer { media_type, digest, diff_id, size, blob: Blob::File(path), tar: None }

@@ -187,6 +187,12 @@ fn set_dir_mode(_: &Path) -> std::io::Result<()> {
 fn write_blobs(image: &Image, root: &Path, added: &mut Vec<(PathBuf, cleanup::Registered)>) -> std::io::Result<()> {
     let blobs = root.join("blobs/sha256");
     for layer in &image.layers {
+        // A layer from the layer cache that is this very file was verified when it was found.
+        let in_place = matches!(layer.blob(), super::layer::Blob::File(p)
+            if digest::hex_part(&layer.digest).is_some_and(|h| *p == blobs.join(h)));
+        if in_place {
+            continue;
+        }
         put_blob(&blobs, &layer.digest, layer.size, added, |f| layer.write_to(f))?;
     }
     put_blob(&blobs, &image.config_digest, image.config.len() as u64, added, |f| f.write_all(&image.config))?;

@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod artifact;
 pub mod base;
+pub mod cache;
 pub mod compress;
 pub mod digest;
 pub mod elf;
@@ -130,6 +131,21 @@ pub struct Request {
     pub compression: Compression,
     pub source_date_epoch: i64,
     pub threads: usize,
+    /// Reuse blobs made before instead of compressing again (see [`cache`]).
+    pub layer_cache: Option<cache::LayerCache>,
+}
+
+/// A layer from a tar: the cached blob when there is one on disk, else compressed now (and
+/// remembered).
+fn make_layer(tar: Vec<u8>, req: &Request) -> Layer {
+    let Some(c) = &req.layer_cache else { return Layer::from_tar(tar, req.compression, req.threads) };
+    let diff_id = digest::sha256(&tar);
+    if let Some((digest, size, path)) = c.lookup(&diff_id, req.compression) {
+        return Layer::cached(req.compression, digest, tar, diff_id, size, path);
+    }
+    let layer = Layer::from_tar_hashed(tar, diff_id, req.compression, req.threads);
+    c.record(&layer.diff_id, req.compression, &layer.digest, layer.size);
+    layer
 }
 
 /// A finished image: what every writer takes.
@@ -230,7 +246,7 @@ pub fn build(req: &Request) -> Result<Image, Error> {
             }
             let ca_digest = digest::sha256(&ca);
             let tar = base::tree(Arc::new(ca))?.to_tar(base::BASE_MTIME)?;
-            let layer = Layer::from_tar(tar, req.compression, req.threads);
+            let layer = make_layer(tar, req);
             let mut cfg = spec::empty_config(&platform);
             spec::push_layer(
                 &mut cfg,
@@ -270,7 +286,7 @@ pub fn build(req: &Request) -> Result<Image, Error> {
     env.extend(req.env.iter().cloned());
     labels.insert("org.opencontainers.image.created".into(), created.clone());
 
-    let app_layer = Layer::from_tar(app.to_tar(mtime)?, req.compression, req.threads);
+    let app_layer = make_layer(app.to_tar(mtime)?, req);
     spec::push_layer(&mut cfg, &app_layer, &created, format!("ship app: {entry}"));
     layers.push(app_layer);
     cfg.set_created(Some(created));
@@ -333,6 +349,7 @@ mod tests {
             compression,
             source_date_epoch: 1_700_000_000,
             threads,
+            layer_cache: None,
         }
     }
 

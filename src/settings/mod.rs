@@ -556,6 +556,7 @@ pub fn image_request(
         compression: settings.compression(),
         source_date_epoch: epoch,
         threads: image::compress::default_threads(),
+        layer_cache: None,
     }
 }
 
