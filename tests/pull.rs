@@ -172,3 +172,37 @@ fn an_image_on_a_registry_base_reuses_its_layers_and_mounts_them_on_push() {
     assert_eq!(blobs[2]["outcome"], "uploaded");
     assert_eq!(r["blobs_uploaded"], 2, "the app layer and the config go up: {r}");
 }
+
+#[test]
+fn a_re_pull_into_a_layout_that_has_the_blobs_downloads_no_layer() {
+    let reg = Registry::start(Auth::None);
+    let t = TempDir::new();
+    let digest = image(&t, "src", &[]);
+    push(&t, "src", &format!("{}/acme/hello:v1", reg.host()));
+    let proxy = Proxy::start(reg.port, vec![]);
+    let out = t.join("pulled");
+    let pull = |tag: &str| {
+        let mut cmd = ship();
+        cmd.args(["pull", "--quiet", &format!("{}/acme/hello:v1", proxy.host()), "--output"])
+            .arg(format!("oci:{}:{tag}", out.display()));
+        assert_eq!(ok(&mut cmd).trim(), digest);
+    };
+    let layer_gets = |p: &Proxy| {
+        p.seen().iter().filter(|s| s.method == "GET" && s.path.contains("/blobs/") && s.status == 200).count()
+    };
+    pull("one");
+    assert_eq!(layer_gets(&proxy), 3, "config and two layers on the first pull");
+    pull("two");
+    assert_eq!(layer_gets(&proxy), 4, "only the config again: the layers were in the layout");
+    // A damaged layer in the layout is fetched again, not trusted.
+    let manifest = read_json(&out.join("blobs/sha256").join(digest.trim_start_matches("sha256:")));
+    let layer =
+        out.join("blobs/sha256").join(manifest["layers"][1]["digest"].as_str().unwrap().trim_start_matches("sha256:"));
+    let mut bytes = std::fs::read(&layer).unwrap();
+    bytes[10] ^= 0xff;
+    std::fs::write(&layer, &bytes).unwrap();
+    pull("three");
+    assert_eq!(layer_gets(&proxy), 6, "the damaged layer was not fetched again");
+    let got = ship::image::digest::sha256(&std::fs::read(&layer).unwrap());
+    assert_eq!(got.trim_start_matches("sha256:"), layer.file_name().unwrap().to_string_lossy());
+}

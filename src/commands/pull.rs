@@ -21,7 +21,9 @@ pub fn run(ctx: &Context, cmd: &PullCommand) -> Result<(), Error> {
     let staging = tempfile::tempdir()
         .map_err(|e| registry::Error::Io { context: "making a staging directory".into(), source: e })?;
     let _interrupt = cleanup::tree(staging.path());
-    let image = registry::pull::pull(&client, &reference, &platform, staging.path())?;
+    // Blobs the layout already has (whole) are not downloaded again.
+    let have = dir.join("blobs/sha256");
+    let image = registry::pull::pull_reusing(&client, &reference, &platform, staging.path(), Some(&have))?;
     crate::image::layout::write(&image, &dir, &tag, &|m| ctx.report.step(m))?;
     ctx.report.step(format!(
         "wrote oci:{}:{tag} ({} layers, {} requests)",

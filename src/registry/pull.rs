@@ -66,6 +66,18 @@ fn get_blob(client: &Client, repo: &str, digest: &str, size: u64, dir: &Path) ->
 /// Pull `reference` for `platform` into `dir` (files named by digest hex). The returned image's
 /// layers are files in `dir`.
 pub fn pull(client: &Client, reference: &Reference, platform: &Platform, dir: &Path) -> Result<Image, Error> {
+    pull_reusing(client, reference, platform, dir, None)
+}
+
+/// The same, taking every layer blob already whole in `have` (a layout's `blobs/sha256`) from
+/// there instead of downloading it, and fetching the others concurrently (at most 3 at once).
+pub fn pull_reusing(
+    client: &Client,
+    reference: &Reference,
+    platform: &Platform,
+    dir: &Path,
+    have: Option<&Path>,
+) -> Result<Image, Error> {
     let repo = &reference.repository;
     let first = reference.digest.clone().unwrap_or_else(|| reference.tag_or_latest().to_string());
     let (mut manifest, mut manifest_digest) = get_manifest(client, repo, &first, reference.digest.as_deref())?;
@@ -92,11 +104,49 @@ pub fn pull(client: &Client, reference: &Reference, platform: &Platform, dir: &P
     if doc.layers().len() != diff_ids.len() {
         return Err(corrupt(client, format!("config {config_digest} (diff_ids do not match the layers)")));
     }
-    let mut layers = Vec::new();
-    for (d, diff_id) in doc.layers().iter().zip(diff_ids) {
+    let fetch = |d: &oci_spec::image::Descriptor| -> Result<std::path::PathBuf, Error> {
         let digest = d.digest().to_string();
-        let path = get_blob(client, repo, &digest, d.size(), dir)?;
-        layers.push(Layer::from_file(d.media_type().to_string(), digest, diff_id.clone(), d.size(), path));
+        let local = have.zip(digest::hex_part(&digest)).map(|(h, hex)| h.join(hex));
+        if let Some(p) = local.filter(|p| crate::image::cache::verified(p, &digest, d.size())) {
+            return Ok(p);
+        }
+        get_blob(client, repo, &digest, d.size(), dir)
+    };
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let paths: Vec<std::sync::Mutex<Option<Result<std::path::PathBuf, Error>>>> =
+        doc.layers().iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..doc.layers().len().clamp(1, 3) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(d) = doc.layers().get(i) else { break };
+                    let r = fetch(d);
+                    let failed = r.is_err();
+                    *paths[i].lock().expect("no fetch panics holding it") = Some(r);
+                    if failed {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let mut layers = Vec::new();
+    for ((d, diff_id), path) in doc.layers().iter().zip(diff_ids).zip(paths) {
+        let path = match path.into_inner().expect("no fetch panicked") {
+            Some(p) => p?,
+            None => continue,
+        };
+        layers.push(Layer::from_file(
+            d.media_type().to_string(),
+            d.digest().to_string(),
+            diff_id.clone(),
+            d.size(),
+            path,
+        ));
+    }
+    if layers.len() != doc.layers().len() {
+        return Err(corrupt(client, format!("manifest {manifest_digest} (a layer could not be fetched)")));
     }
     Ok(Image {
         platform: Platform {
