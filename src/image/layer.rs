@@ -218,21 +218,17 @@ impl Layer {
             let blob = compress::compress(&tar, compression, threads);
             (hash.join().expect("hashing does not panic"), blob)
         });
-        let (digest, blob) =
-            if compression == Compression::None { (diff_id.clone(), blob) } else { (digest::sha256(&blob), blob) };
-        Layer {
-            media_type: compression.media_type().to_string(),
-            digest,
-            diff_id,
-            size: blob.len() as u64,
-            blob: Blob::Memory(Arc::new(blob)),
-            tar: Some(Arc::new(tar)),
-        }
+        Layer::compressed(tar, diff_id, blob, compression)
     }
 
     /// Compress a tar whose diff_id is known already.
     pub fn from_tar_hashed(tar: Vec<u8>, diff_id: String, compression: Compression, threads: usize) -> Layer {
         let blob = compress::compress(&tar, compression, threads);
+        Layer::compressed(tar, diff_id, blob, compression)
+    }
+
+    /// The layer for `tar` (whose sha256 is `diff_id`) and its compressed form `blob`.
+    fn compressed(tar: Vec<u8>, diff_id: String, blob: Vec<u8>, compression: Compression) -> Layer {
         let digest = if compression == Compression::None { diff_id.clone() } else { digest::sha256(&blob) };
         Layer {
             media_type: compression.media_type().to_string(),
