@@ -215,8 +215,10 @@ fn one_epoch_for_the_build_and_the_image() {
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(json["build"]["source_date_epoch"], 1234, "the build got another epoch: {}", json["build"]);
     require("skopeo");
+    // The layout also holds the SBOM and provenance artifacts, so skopeo needs the tag.
     let cfg: serde_json::Value =
-        serde_json::from_str(&ok(Command::new("skopeo").args(["inspect", "--config"]).arg(&out))).unwrap();
+        serde_json::from_str(&ok(Command::new("skopeo").args(["inspect", "--config"]).arg(format!("{out}:latest"))))
+            .unwrap();
     assert_eq!(cfg["created"], "1970-01-01T00:20:34Z");
     let labels = &cfg["config"]["Labels"];
     assert_eq!(labels["dev.ship.version"], env!("CARGO_PKG_VERSION"));
