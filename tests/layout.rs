@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 /// image that shares its layers with the others; the caller adds `--output`.
 fn base_cmd(t: &TempDir, tag: &str) -> Command {
     write_ca(&t.join("ca.pem"));
+    // ship's own temporary files (the staged layer blobs) land here, where `litter` looks.
+    std::fs::create_dir_all(t.join("tmp")).unwrap();
     let mut cmd = ship();
+    cmd.env("TMPDIR", t.join("tmp"));
     cmd.args(["image", "--binary"]).arg(hello_service()).arg("--ca-bundle").arg(t.join("ca.pem")).args([
         "--name",
         "hello",
@@ -70,6 +73,7 @@ fn litter(dir: &Path) -> Vec<String> {
                 || name.starts_with(".ship-layout-")
                 || name.starts_with(".ship-archive-")
                 || name.starts_with(".index.json.")
+                || name.starts_with("ship-layers-")
             {
                 found.push(e.path().display().to_string());
             }

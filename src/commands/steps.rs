@@ -120,10 +120,11 @@ pub struct ImageInputs<'a> {
     pub epoch: i64,
 }
 
-/// An assembled image, and the staging directory its base layers are read from (a registry
-/// base's): kept until the image is written or pushed.
+/// An assembled image, the staging directory its new layers' blobs are in, and the one its base
+/// layers are read from (a registry base's): kept until the image is written or pushed.
 pub struct Assembled {
     pub image: Image,
+    _blobs: (tempfile::TempDir, cleanup::Registered),
     _staging: Option<(tempfile::TempDir, cleanup::Registered)>,
 }
 
@@ -158,6 +159,12 @@ pub fn image(
         staging = Some((dir, guard, format!("oci:{}:base", layout_dir.display())));
     }
     let base = settings::base(settings, staging.as_ref().map(|s| s.2.as_str()))?;
+    // The new layers are compressed into files here (memory stays flat as binaries grow).
+    let blobs = tempfile::Builder::new()
+        .prefix("ship-layers-")
+        .tempdir()
+        .map_err(|e| registry::Error::Io { context: "making a staging directory".into(), source: e })?;
+    let blobs_guard = cleanup::tree(blobs.path());
     let mut req = settings::image_request(
         settings,
         inputs.name,
@@ -166,6 +173,7 @@ pub fn image(
         inputs.project,
         inputs.built.map(|b| &b.facts),
         inputs.epoch,
+        blobs.path(),
     );
     if let Some(b) = &base_label {
         req.labels.insert(LABEL_BASE.to_string(), b.clone());
@@ -225,7 +233,7 @@ pub fn image(
     for (i, l) in image.layers.iter().enumerate() {
         ctx.report.step(format!("layer {}: {} {}", i + 1, l.digest, human_bytes(l.size)));
     }
-    Ok(Assembled { image, _staging: staging.map(|(dir, guard, _)| (dir, guard)) })
+    Ok(Assembled { image, _blobs: (blobs, blobs_guard), _staging: staging.map(|(dir, guard, _)| (dir, guard)) })
 }
 
 /// Write the image to a layout or an archive.

@@ -2,7 +2,8 @@
 //!
 //! Layers go in uncompressed as `<diff_id hex>/layer.tar`, the form every loader accepts; the
 //! config as `<config hex>.json`; `manifest.json` ties them to the repository tag. The tarball
-//! is written beside the target and renamed into place when complete.
+//! is written beside the target and renamed into place when complete. Layers are streamed from
+//! their blobs, so memory stays flat however large the binary is.
 
 use super::{Error, Image, digest};
 use serde_json::json;
@@ -26,27 +27,36 @@ pub fn write(image: &Image, file: &Path, repo_tag: &str) -> Result<(), Error> {
     tmp.as_file().lock().map_err(out_err)?;
     // Large writes: 8 KiB ones cost more in syscalls than the rest of the archive.
     let mut builder = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, tmp));
-    let mut add = |path: &str, data: &[u8]| -> std::io::Result<()> {
+    let header = || {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Regular);
         h.set_mode(0o644);
         h.set_mtime(0);
+        h
+    };
+    let add = |builder: &mut tar::Builder<_>, path: &str, data: &[u8]| -> std::io::Result<()> {
+        let mut h = header();
         h.set_size(data.len() as u64);
         builder.append_data(&mut h, path, data)
     };
     let config_name = format!("{}.json", digest::hex_part(&image.config_digest).expect("own digest"));
     let mut layer_names = Vec::new();
     let result = (|| -> Result<(), Error> {
-        add(&config_name, &image.config).map_err(out_err)?;
+        add(&mut builder, &config_name, &image.config).map_err(out_err)?;
         for layer in &image.layers {
             let name = format!("{}/layer.tar", digest::hex_part(&layer.diff_id).expect("own digest"));
             if !layer_names.contains(&name) {
-                add(&name, &layer.tar()?).map_err(out_err)?;
+                // Streamed from the blob, decompressed and checked against the diff_id on the
+                // way: memory does not grow with the layer.
+                let mut h = header();
+                let mut entry = builder.append_writer(&mut h, &name).map_err(out_err)?;
+                layer.copy_tar(&mut entry)?;
+                entry.finish().map_err(out_err)?;
             }
             layer_names.push(name);
         }
         let manifest = json!([{"Config": config_name, "RepoTags": [repo_tag], "Layers": layer_names}]);
-        add("manifest.json", &serde_json::to_vec(&manifest).expect("JSON")).map_err(out_err)?;
+        add(&mut builder, "manifest.json", &serde_json::to_vec(&manifest).expect("JSON")).map_err(out_err)?;
         Ok(())
     })();
     result?;

@@ -121,19 +121,22 @@ impl Tree {
         Ok(())
     }
 
-    /// The tar of this tree: entries in byte order of their paths, every mtime `mtime`, owners
-    /// numeric only (no user or group names), GNU headers (long names as `././@LongLink`).
+    /// The tar of this tree in memory (see [`Tree::write_tar`]).
     pub fn to_tar(&self, mtime: u64) -> Result<Vec<u8>, Error> {
-        let size: usize = self
-            .entries
-            .values()
-            .map(|e| match &e.content {
-                Content::File(d) => d.len() + 1024,
-                Content::Path { size, .. } => *size as usize + 1024,
-                Content::Dir => 512,
-            })
-            .sum();
-        let mut builder = tar::Builder::new(Vec::with_capacity(size + 2048));
+        self.write_tar(mtime, Vec::new())
+    }
+
+    /// The digest (diff_id) and size of this tree's tar, without keeping the tar.
+    pub fn tar_digest(&self, mtime: u64) -> Result<(String, u64), Error> {
+        let (_, digest, size) = self.write_tar(mtime, digest::HashingWriter::new(std::io::sink()))?.finish();
+        Ok((digest, size))
+    }
+
+    /// Write the tar of this tree to `out`: entries in byte order of their paths, every mtime
+    /// `mtime`, owners numeric only (no user or group names), GNU headers (long names as
+    /// `././@LongLink`). Files named by path are read in pieces, never whole.
+    pub fn write_tar<W: std::io::Write>(&self, mtime: u64, out: W) -> Result<W, Error> {
+        let mut builder = tar::Builder::new(out);
         for (path, entry) in &self.entries {
             let mut header = tar::Header::new_gnu();
             header.set_mode(entry.mode);
@@ -160,13 +163,14 @@ impl Tree {
                     header.set_size(*size);
                     // The size went into the header already: a file that changed size since
                     // must fail rather than produce a tar whose header lies.
-                    let mut reader = SizeChecked { inner: file.take(*size), left: *size };
+                    let reader = SizeChecked { inner: file.take(*size), left: *size };
+                    let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
                     builder.append_data(&mut header, path, &mut reader).map_err(read_err)
                 }
             };
             result?;
         }
-        Ok(builder.into_inner().expect("writing a tar into memory cannot fail"))
+        builder.into_inner().map_err(Error::io("writing a tar"))
     }
 }
 
@@ -191,6 +195,8 @@ impl<R: Read> Read for SizeChecked<R> {
 #[derive(Debug, Clone)]
 pub enum Blob {
     Memory(Arc<Vec<u8>>),
+    /// A verified file: a base layout's blob, the layer cache's, or one just compressed into
+    /// the staging directory.
     File(PathBuf),
 }
 
@@ -204,48 +210,79 @@ pub struct Layer {
     pub diff_id: String,
     /// Size of the compressed blob.
     pub size: u64,
+    /// Size of the uncompressed tar, when ship made it (docker-archive needs it up front).
+    pub tar_size: Option<u64>,
     blob: Blob,
-    /// The tar itself, when ship made it (saves a decompression for docker-archive).
-    tar: Option<Arc<Vec<u8>>>,
 }
 
 impl Layer {
-    /// Compress a tar into a layer. The diff_id is hashed on a second thread while the chunks
-    /// are compressed.
+    /// Compress a tar held in memory into a layer held in memory.
     pub fn from_tar(tar: Vec<u8>, compression: Compression, threads: usize) -> Layer {
-        let (diff_id, blob) = std::thread::scope(|s| {
-            let hash = s.spawn(|| digest::sha256(&tar));
-            let blob = compress::compress(&tar, compression, threads);
-            (hash.join().expect("hashing does not panic"), blob)
-        });
-        Layer::compressed(tar, diff_id, blob, compression)
-    }
-
-    /// Compress a tar whose diff_id is known already.
-    pub fn from_tar_hashed(tar: Vec<u8>, diff_id: String, compression: Compression, threads: usize) -> Layer {
         let blob = compress::compress(&tar, compression, threads);
-        Layer::compressed(tar, diff_id, blob, compression)
-    }
-
-    /// The layer for `tar` (whose sha256 is `diff_id`) and its compressed form `blob`.
-    fn compressed(tar: Vec<u8>, diff_id: String, blob: Vec<u8>, compression: Compression) -> Layer {
-        let digest = if compression == Compression::None { diff_id.clone() } else { digest::sha256(&blob) };
         Layer {
             media_type: compression.media_type().to_string(),
-            digest,
-            diff_id,
+            digest: digest::sha256(&blob),
+            diff_id: digest::sha256(&tar),
             size: blob.len() as u64,
+            tar_size: Some(tar.len() as u64),
             blob: Blob::Memory(Arc::new(blob)),
-            tar: Some(Arc::new(tar)),
         }
+    }
+
+    /// Stream the tar of `tree` through the compressor into a new file in `dir`: the binary is
+    /// read in pieces, the tar and the blob are hashed as they pass, and memory stays bounded
+    /// whatever the binary's size (see [`compress::compress_to`]).
+    pub fn stream(
+        tree: &Tree,
+        mtime: u64,
+        compression: Compression,
+        threads: usize,
+        dir: &std::path::Path,
+    ) -> Result<Layer, Error> {
+        let staging_err = |source| Error::Output { path: dir.to_path_buf(), source };
+        let tmp = tempfile::Builder::new().prefix("layer-").tempfile_in(dir).map_err(staging_err)?;
+        let (file, path) = tmp.keep().map_err(|e| staging_err(e.error))?;
+        let out = digest::HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
+        let mut tar_error = None;
+        let result = compress::compress_to(out, compression, threads, |w| {
+            let tar = digest::HashingWriter::new(w);
+            // The tar's own error (which file, what went wrong) is kept; the compressor only
+            // sees that the producer stopped.
+            match tree.write_tar(mtime, tar) {
+                Ok(tar) => {
+                    let (_, diff_id, tar_size) = tar.finish();
+                    Ok((diff_id, tar_size))
+                }
+                Err(e) => {
+                    tar_error = Some(e);
+                    Err(std::io::Error::other("the tar could not be made"))
+                }
+            }
+        });
+        let ((diff_id, tar_size), out) = match result {
+            Ok(done) => done,
+            Err(_) if tar_error.is_some() => return Err(tar_error.expect("checked")),
+            Err(e) => return Err(staging_err(e)),
+        };
+        let (writer, blob_digest, size) = out.finish();
+        let file = writer.into_inner().map_err(|e| staging_err(e.into_error()))?;
+        set_blob_mode(&file).map_err(staging_err)?;
+        Ok(Layer {
+            media_type: compression.media_type().to_string(),
+            digest: blob_digest,
+            diff_id,
+            size,
+            tar_size: Some(tar_size),
+            blob: Blob::File(path),
+        })
     }
 
     /// A layer ship made before, whose verified blob is the file at `path` (the layer cache).
     pub fn cached(
         compression: Compression,
         digest: String,
-        tar: Vec<u8>,
         diff_id: String,
+        tar_size: u64,
         size: u64,
         path: PathBuf,
     ) -> Layer {
@@ -254,14 +291,14 @@ impl Layer {
             digest,
             diff_id,
             size,
+            tar_size: Some(tar_size),
             blob: Blob::File(path),
-            tar: Some(Arc::new(tar)),
         }
     }
 
     /// A layer whose blob is a file that has already been verified against `digest`.
     pub fn from_file(media_type: String, digest: String, diff_id: String, size: u64, path: PathBuf) -> Layer {
-        Layer { media_type, digest, diff_id, size, blob: Blob::File(path), tar: None }
+        Layer { media_type, digest, diff_id, size, tar_size: None, blob: Blob::File(path) }
     }
 
     pub fn blob(&self) -> &Blob {
@@ -288,25 +325,47 @@ impl Layer {
         }
     }
 
-    /// The uncompressed tar.
+    /// The uncompressed tar, in memory (for comparing two images file by file).
     pub fn tar(&self) -> Result<Arc<Vec<u8>>, Error> {
-        if let Some(tar) = &self.tar {
-            return Ok(tar.clone());
-        }
-        let compression = Compression::from_media_type(&self.media_type)
-            .ok_or_else(|| Error::UnsupportedMediaType(self.media_type.clone()))?;
-        let mut out = Vec::new();
-        compress::decoder(self.open().map_err(Error::io("reading layer blob"))?, compression)
-            .and_then(|mut r| r.read_to_end(&mut out))
-            .map_err(|e| Error::CorruptLayer { digest: self.digest.clone(), why: e.to_string() })?;
-        if digest::sha256(&out) != self.diff_id {
-            return Err(Error::CorruptLayer {
-                digest: self.digest.clone(),
-                why: format!("its uncompressed digest is not the diff_id {}", self.diff_id),
-            });
-        }
+        let mut out = Vec::with_capacity(self.tar_size.unwrap_or(0) as usize);
+        self.copy_tar(&mut out)?;
         Ok(Arc::new(out))
     }
+
+    /// Decompress the blob into `out`, checking that what comes out is the diff_id. Streams:
+    /// memory does not grow with the layer. `out` has seen corrupt bytes when this fails.
+    pub fn copy_tar(&self, out: &mut dyn std::io::Write) -> Result<u64, Error> {
+        let compression = Compression::from_media_type(&self.media_type)
+            .ok_or_else(|| Error::UnsupportedMediaType(self.media_type.clone()))?;
+        let corrupt = |why: String| Error::CorruptLayer { digest: self.digest.clone(), why };
+        let mut hashed = digest::HashingWriter::new(out);
+        let blob = self.open().map_err(Error::io("reading layer blob"))?;
+        let reader = compress::decoder(std::io::BufReader::with_capacity(1 << 20, blob), compression)
+            .map_err(|e| corrupt(e.to_string()))?;
+        std::io::copy(&mut std::io::BufReader::with_capacity(1 << 20, reader), &mut hashed).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::InvalidData || e.kind() == std::io::ErrorKind::UnexpectedEof {
+                corrupt(e.to_string())
+            } else {
+                Error::io("decompressing a layer")(e)
+            }
+        })?;
+        let (_, got, n) = hashed.finish();
+        if got != self.diff_id {
+            return Err(corrupt(format!("its uncompressed digest is not the diff_id {}", self.diff_id)));
+        }
+        Ok(n)
+    }
+}
+
+/// Blobs are world-readable, like every registry's and tool's.
+fn set_blob_mode(file: &std::fs::File) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    let _ = file;
+    Ok(())
 }
 
 #[cfg(test)]

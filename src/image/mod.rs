@@ -55,6 +55,8 @@ pub enum Error {
     CorruptLayer { digest: String, why: String },
     #[error("cannot write {path}: {source}")]
     Output { path: PathBuf, source: std::io::Error },
+    #[error("an input file changed while the image was being made")]
+    ChangedInput,
     #[error("{context}: {source}")]
     Io { context: &'static str, source: std::io::Error },
 }
@@ -89,6 +91,7 @@ impl Error {
                 "use a base image for the binary's architecture, or build the binary for the base's".into()
             }
             Error::Output { .. } => "choose an output path in a directory you can write to".into(),
+            Error::ChangedInput => "run ship again once the build that writes the binary has finished".into(),
             _ => return None,
         })
     }
@@ -133,19 +136,27 @@ pub struct Request {
     pub threads: usize,
     /// Reuse blobs made before instead of compressing again (see [`cache`]).
     pub layer_cache: Option<cache::LayerCache>,
+    /// Where the layers' blobs are written as they are compressed: a directory the caller
+    /// owns and removes once the image is written or pushed.
+    pub staging: PathBuf,
 }
 
-/// A layer from a tar: the cached blob when there is one on disk, else compressed now (and
-/// remembered).
-fn make_layer(tar: Vec<u8>, req: &Request) -> Layer {
-    let Some(c) = &req.layer_cache else { return Layer::from_tar(tar, req.compression, req.threads) };
-    let diff_id = digest::sha256(&tar);
+/// The layer of `tree`: the cached blob when there is one on disk, else streamed through the
+/// compressor into the staging directory now (and remembered).
+fn make_layer(tree: &layer::Tree, mtime: u64, req: &Request) -> Result<Layer, Error> {
+    let stream = || Layer::stream(tree, mtime, req.compression, req.threads, &req.staging);
+    let Some(c) = &req.layer_cache else { return stream() };
+    // A hash of the tar decides whether compressing can be skipped.
+    let (diff_id, tar_size) = tree.tar_digest(mtime)?;
     if let Some((digest, size, path)) = c.lookup(&diff_id, req.compression) {
-        return Layer::cached(req.compression, digest, tar, diff_id, size, path);
+        return Ok(Layer::cached(req.compression, digest, diff_id, tar_size, size, path));
     }
-    let layer = Layer::from_tar_hashed(tar, diff_id, req.compression, req.threads);
+    let layer = stream()?;
+    if layer.diff_id != diff_id {
+        return Err(Error::ChangedInput);
+    }
     c.record(&layer.diff_id, req.compression, &layer.digest, layer.size);
-    layer
+    Ok(layer)
 }
 
 /// A finished image: what every writer takes.
@@ -216,7 +227,8 @@ pub fn check_binary(binary: &std::path::Path, base: &Base) -> Result<Platform, E
     Ok(platform)
 }
 
-/// Assemble the image. Reads the binary, the files and the base; writes nothing.
+/// Assemble the image. Reads the binary, the files and the base; writes only the new layers'
+/// blobs, into `req.staging`.
 pub fn build(req: &Request) -> Result<Image, Error> {
     // The tar reads the binary straight from the file later.
     let platform = check_binary(&req.binary, &req.base)?;
@@ -245,8 +257,7 @@ pub fn build(req: &Request) -> Result<Image, Error> {
                 return Err(Error::BadCaBundle(ca_bundle.clone()));
             }
             let ca_digest = digest::sha256(&ca);
-            let tar = base::tree(Arc::new(ca))?.to_tar(base::BASE_MTIME)?;
-            let layer = make_layer(tar, req);
+            let layer = make_layer(&base::tree(Arc::new(ca))?, base::BASE_MTIME, req)?;
             let mut cfg = spec::empty_config(&platform);
             spec::push_layer(
                 &mut cfg,
@@ -286,7 +297,7 @@ pub fn build(req: &Request) -> Result<Image, Error> {
     env.extend(req.env.iter().cloned());
     labels.insert("org.opencontainers.image.created".into(), created.clone());
 
-    let app_layer = make_layer(app.to_tar(mtime)?, req);
+    let app_layer = make_layer(&app, mtime, req)?;
     spec::push_layer(&mut cfg, &app_layer, &created, format!("ship app: {entry}"));
     layers.push(app_layer);
     cfg.set_created(Some(created));
@@ -332,6 +343,8 @@ mod tests {
     }
 
     fn request(dir: &std::path::Path, compression: Compression, threads: usize) -> Request {
+        let staging = dir.join("staging");
+        std::fs::create_dir_all(&staging).unwrap();
         std::fs::write(dir.join("app"), synthetic_elf()).unwrap();
         std::fs::write(dir.join("ca.pem"), "-----BEGIN CERTIFICATE-----\nMIIBfixed\n-----END CERTIFICATE-----\n")
             .unwrap();
@@ -350,6 +363,7 @@ mod tests {
             source_date_epoch: 1_700_000_000,
             threads,
             layer_cache: None,
+            staging,
         }
     }
 

@@ -532,6 +532,7 @@ pub fn image_request(
     project: Option<&Project>,
     built: Option<&build::Facts>,
     epoch: i64,
+    staging: &Path,
 ) -> image::Request {
     let mut labels = BTreeMap::new();
     labels.insert("org.opencontainers.image.title".to_string(), name.clone());
@@ -557,6 +558,7 @@ pub fn image_request(
         source_date_epoch: epoch,
         threads: image::compress::default_threads(),
         layer_cache: None,
+        staging: staging.to_path_buf(),
     }
 }
 
