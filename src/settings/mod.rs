@@ -524,6 +524,7 @@ pub fn build_labels(facts: &build::Facts, project: &Project) -> BTreeMap<String,
 
 /// The image request: the settings, the binary, and the labels of the project and build that
 /// made it (none for a `--binary` from elsewhere).
+#[allow(clippy::too_many_arguments)] // each is one resolved input; a struct would only rename them
 pub fn image_request(
     settings: &ImageSettings,
     name: String,
