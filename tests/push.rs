@@ -46,30 +46,60 @@ fn push_skips_what_is_there_uploads_only_what_changed_and_mounts_across_reposito
     }
 }
 
-#[test]
-fn a_large_blob_goes_up_in_chunks_of_at_most_4_mib() {
-    let reg = Registry::start(Auth::None);
-    let proxy = Proxy::start(reg.port, vec![]);
-    let t = TempDir::new();
-    // 21 MiB of incompressible bytes in an uncompressed layer.
+/// A layout of hello-service plus 21 MiB of incompressible bytes in an uncompressed layer:
+/// (layout, manifest digest, the big layer's digest and size).
+fn big_layout(t: &TempDir) -> (std::path::PathBuf, String, String, u64) {
     let data = random_bytes(21 << 20, 0x9e3779b97f4a7c15);
     std::fs::write(t.join("blob.bin"), &data).unwrap();
     let file = format!("{}:/data/blob.bin", t.join("blob.bin").display());
-    let (dir, digest) = layout(&t, "big", b"", &["--compression", "none", "--file", &file]);
+    let (dir, digest) = layout(t, "big", b"", &["--compression", "none", "--file", &file]);
+    let (big, size) = largest_layer(&dir, &digest);
+    (dir, digest, big, size)
+}
+
+#[test]
+fn a_large_blob_goes_up_in_one_streamed_request() {
+    let reg = Registry::start(Auth::None);
+    let proxy = Proxy::start(reg.port, vec![]);
+    let t = TempDir::new();
+    let (dir, digest, big, size) = big_layout(&t);
+    assert!(size > 20 << 20);
     let (success, r, out) = push(&t, &dir, &format!("{}/big/app:v1", proxy.host()), &[], None, &[]);
     assert!(success, "{out}");
-    let r = r.unwrap();
-    let big = r["blobs"]
-        .as_array()
-        .unwrap()
+    let report = r.unwrap();
+    let blob = report["blobs"].as_array().unwrap().iter().find(|b| b["digest"] == big.as_str()).unwrap().clone();
+    assert_eq!(blob["chunks"], 1, "{blob}");
+    let seen = proxy.seen();
+    assert!(seen.iter().all(|s| s.method != "PATCH"), "chunks where one request does: {seen:?}");
+    let puts: Vec<usize> = seen
         .iter()
-        .find(|b| b["size"].as_u64().unwrap() > 20 << 20)
-        .expect("a blob over 20 MiB");
-    assert!(big["chunks"].as_u64().unwrap() >= 6, "{big}");
-    let patches: Vec<usize> = proxy.seen().iter().filter(|s| s.method == "PATCH").map(|s| s.body_len).collect();
+        .filter(|s| s.method == "PUT" && s.path.contains(&format!("digest={big}")))
+        .map(|s| s.body_len)
+        .collect();
+    assert_eq!(puts, [size as usize], "the big blob's uploads");
+    assert_eq!(skopeo_digest(&format!("{}/big/app:v1", reg.host()), None), digest);
+}
+
+#[test]
+fn a_413_switches_to_chunks_of_at_most_4_mib() {
+    let reg = Registry::start(Auth::None);
+    let t = TempDir::new();
+    let (dir, digest, big, size) = big_layout(&t);
+    // A registry (or a proxy in front of it) that refuses the whole blob in one request.
+    let path: &'static str = Box::leak(format!("digest={big}").into_boxed_str());
+    let proxy =
+        Proxy::start(reg.port, vec![Rule { method: "PUT", path_contains: path, times: 1, fault: Fault::Status(413) }]);
+    let (success, r, out) = push(&t, &dir, &format!("{}/big/app:v1", proxy.host()), &[], None, &[]);
+    assert!(success, "{out}");
+    let report = r.unwrap();
+    let blob = report["blobs"].as_array().unwrap().iter().find(|b| b["digest"] == big.as_str()).unwrap().clone();
+    assert!(blob["chunks"].as_u64().unwrap() >= 7, "one refused request and at least 6 chunks: {blob}");
+    let seen = proxy.seen();
+    assert_eq!(seen.iter().filter(|s| s.status == 413).count(), 1, "{seen:?}");
+    let patches: Vec<usize> = seen.iter().filter(|s| s.method == "PATCH").map(|s| s.body_len).collect();
     assert!(patches.len() >= 6, "chunks seen by the proxy: {patches:?}");
     assert!(patches.iter().all(|n| *n <= 4 << 20), "a PATCH over 4 MiB: {patches:?}");
-    assert_eq!(patches.iter().sum::<usize>() as u64, big["size"].as_u64().unwrap());
+    assert_eq!(patches.iter().sum::<usize>() as u64, size);
     assert_eq!(skopeo_digest(&format!("{}/big/app:v1", reg.host()), None), digest);
 }
 
@@ -171,10 +201,14 @@ fn faults_are_retried_or_fail_cleanly_without_a_dangling_manifest() {
     let file = format!("{}:/data/blob.bin", t.join("blob.bin").display());
     let (dir, digest) = layout(&t, "img", b"", &["--compression", "none", "--file", &file]);
 
-    // 500s and 429s a few times, and a connection reset in the middle of a PATCH: it succeeds.
+    // 500s and 429s a few times, a connection reset in the middle of the big blob's one-request
+    // upload (ship goes on in chunks), and one in the middle of a chunk: it succeeds.
+    let (big, _) = largest_layer(&dir, &digest);
+    let whole: &'static str = Box::leak(format!("digest={big}").into_boxed_str());
     let rules = vec![
         Rule { method: "HEAD", path_contains: "/blobs/", times: 2, fault: Fault::Status(500) },
         Rule { method: "POST", path_contains: "/uploads/", times: 2, fault: Fault::Status(429) },
+        Rule { method: "PUT", path_contains: whole, times: 1, fault: Fault::ResetMidBody },
         Rule { method: "PATCH", path_contains: "/uploads/", times: 1, fault: Fault::ResetMidBody },
         Rule { method: "PUT", path_contains: "/manifests/", times: 1, fault: Fault::Status(503) },
     ];
@@ -183,7 +217,8 @@ fn faults_are_retried_or_fail_cleanly_without_a_dangling_manifest() {
     assert!(success, "{out}");
     assert_eq!(r.unwrap()["digest"], digest.as_str());
     let seen = proxy.seen();
-    assert!(seen.iter().any(|s| s.method == "PATCH" && s.status == 0), "no reset happened: {seen:?}");
+    assert!(seen.iter().any(|s| s.method == "PUT" && s.path.contains(whole) && s.status == 0), "no reset: {seen:?}");
+    assert!(seen.iter().any(|s| s.method == "PATCH" && s.status == 0), "no reset in a chunk: {seen:?}");
     assert!(
         seen.iter().any(|s| s.method == "GET" && s.path.contains("/uploads/")),
         "the upload was not resumed from the registry's Range: {seen:?}"

@@ -16,12 +16,13 @@ fn creds_env() -> [(&'static str, &'static str); 2] {
 
 /// A second host (127.0.0.2) in front of the same registry that logs the headers it receives
 /// and authenticates on its own, as an S3 presigned URL or a CDN does.
-fn other_host(reg: &Registry) -> Proxy {
+fn other_host(reg: &Registry, rules: Vec<Rule>) -> Proxy {
     Proxy::with(
         reg.port,
         ProxyOptions {
             bind: Some(Ipv4Addr::new(127, 0, 0, 2)),
             inject_authorization: Some(format!("Basic {}", base64_encode(&format!("{USER}:{PASSWORD}")))),
+            rules,
             ..Default::default()
         },
     )
@@ -37,9 +38,12 @@ fn upload_locations_on_another_host_get_no_credentials() {
     let t = TempDir::new();
     std::fs::write(t.join("blob.bin"), random_bytes(6 << 20, 11)).unwrap();
     let file = format!("{}:/data/blob.bin", t.join("blob.bin").display());
-    // A blob over 4 MiB (PATCH chunks and a closing PUT) and small ones (a single PUT).
+    // A blob over 4 MiB and small ones (a single PUT each). The other host refuses the big one
+    // in one request (413), so it also goes up in PATCH chunks and a closing PUT.
     let (dir, digest) = layout(&t, "img", b"", &["--compression", "none", "--file", &file]);
-    let b = other_host(&reg);
+    let (big, _) = largest_layer(&dir, &digest);
+    let whole: &'static str = Box::leak(format!("digest={big}").into_boxed_str());
+    let b = other_host(&reg, vec![Rule { method: "PUT", path_contains: whole, times: 1, fault: Fault::Status(413) }]);
     // In front of the registry: every upload Location points at the other host, as with a
     // registry whose uploads go to presigned storage URLs.
     let a = Proxy::with(
@@ -87,7 +91,7 @@ fn blob_downloads_redirected_to_another_host_go_without_credentials() {
     let (dir, digest) = layout(&t, "img", b"", &[]);
     let (success, _, out) = push(&t, &dir, &format!("{}/acme/app:v1", reg.host()), &[], None, &creds_env());
     assert!(success, "{out}");
-    let b = other_host(&reg);
+    let b = other_host(&reg, vec![]);
     // Like GHCR sending blob GETs to its CDN.
     let a = Proxy::with(
         reg.port,

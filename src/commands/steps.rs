@@ -275,7 +275,13 @@ pub fn push(
         if tags.is_empty() { image.manifest_digest.clone() } else { tags.join(", ") },
         client.credentials.source.describe()
     ));
-    let opts = registry::push::Options { tags, mount_from, concurrency, chunk_size: registry::push::MAX_CHUNK };
+    let opts = registry::push::Options {
+        tags,
+        mount_from,
+        concurrency,
+        chunk_size: registry::push::MAX_CHUNK,
+        monolithic: std::sync::atomic::AtomicBool::new(registry::push::takes_monolithic(&reference.registry)),
+    };
     let progress = PushProgress::new(ctx.report.is_quiet());
     let result = registry::push::push(&client, &reference.repository, image, &opts, &progress)?;
     registry::known::record(cache.as_deref(), &reference.registry, &reference.repository);

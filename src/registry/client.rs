@@ -312,6 +312,22 @@ impl Client {
         retry: bool,
         build: &dyn Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, Error> {
+        self.send_sized(method, url, scope, retry, 0, build)
+    }
+
+    /// [`Client::send`] for a request whose body is `body_size` bytes: its deadline is the
+    /// per-request one for every 4 MiB it carries (the rate a 4 MiB chunk is allowed), still
+    /// within the overall deadline.
+    pub fn send_sized(
+        &self,
+        method: Method,
+        url: &str,
+        scope: &str,
+        retry: bool,
+        body_size: u64,
+        build: &dyn Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, Error> {
+        let per_request = self.timeouts.request.saturating_mul(body_size.div_ceil(4 << 20).max(1) as u32);
         let url = self.url(url)?;
         let shown = format!("{method} {}", loggable(url.as_str()));
         let to_registry = self.is_registry(&url);
@@ -322,8 +338,7 @@ impl Client {
         let mut challenged = false;
         loop {
             let remaining = self.remaining(&shown)?;
-            let mut rb =
-                build(self.http.request(method.clone(), url.clone())).timeout(self.timeouts.request.min(remaining));
+            let mut rb = build(self.http.request(method.clone(), url.clone())).timeout(per_request.min(remaining));
             if to_registry {
                 rb = self.authorize(rb, scope);
             }

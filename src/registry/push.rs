@@ -10,8 +10,8 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use std::io::{Read, Seek, SeekFrom};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// GHCR rejects PATCH bodies over 4 MiB; the same cap suits every registry.
 pub const MAX_CHUNK: u64 = 4 << 20;
@@ -22,6 +22,16 @@ pub struct Options {
     pub mount_from: Vec<String>,
     pub concurrency: usize,
     pub chunk_size: u64,
+    /// Send a blob larger than a chunk in one streamed PUT; where this is false, and once a
+    /// registry answered 413 to that, in PATCH chunks of `chunk_size`.
+    pub monolithic: AtomicBool,
+}
+
+/// Whether a registry takes a large blob in one request. GHCR refuses request bodies over
+/// about 4 MiB, so it gets chunks from the start; every other registry is tried whole, and a
+/// 413 switches the rest of the push to chunks.
+pub fn takes_monolithic(registry: &str) -> bool {
+    registry != "ghcr.io"
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -155,6 +165,17 @@ struct Source<'a> {
 }
 
 impl Source<'_> {
+    /// The whole blob as a request body, read from its file while it is sent (so memory does
+    /// not grow with the blob); `read` counts the bytes taken.
+    fn body(&self, read: &Arc<AtomicU64>) -> reqwest::blocking::Body {
+        if let Some(b) = self.bytes {
+            read.fetch_add(b.len() as u64, Ordering::Relaxed);
+            return reqwest::blocking::Body::from(bytes::Bytes::copy_from_slice(b));
+        }
+        let path = self.file.expect("a blob is bytes or a file").to_path_buf();
+        reqwest::blocking::Body::sized(Streamed { path, file: None, read: read.clone() }, self.size)
+    }
+
     /// A range of the blob; `Bytes` so that a retried request resends it without a copy.
     fn read(&self, offset: u64, len: u64) -> std::io::Result<bytes::Bytes> {
         if let Some(b) = self.bytes {
@@ -165,6 +186,24 @@ impl Source<'_> {
         let mut buf = vec![0; len as usize];
         f.read_exact(&mut buf)?;
         Ok(buf.into())
+    }
+}
+
+/// A blob file opened when the request first reads it (each attempt opens it afresh).
+struct Streamed {
+    path: std::path::PathBuf,
+    file: Option<std::fs::File>,
+    read: Arc<AtomicU64>,
+}
+
+impl Read for Streamed {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.file.is_none() {
+            self.file = Some(std::fs::File::open(&self.path)?);
+        }
+        let n = self.file.as_mut().expect("opened").read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
     }
 }
 
@@ -366,6 +405,7 @@ fn upload(
     opts: &Options,
     progress: &dyn Progress,
 ) -> Result<Attempt, Error> {
+    let monolithic = &opts.monolithic;
     let sc = scope(repo);
     let io_err = |e: std::io::Error| Error::Io { context: format!("reading blob {}", src.digest), source: e };
     let chunk = opts.chunk_size.max(min_chunk);
@@ -380,16 +420,55 @@ fn upload(
         Err(why @ Error::Unreachable { .. }) => Ok(Attempt::Retry { sent, chunks, why }),
         Err(e) => Err(e),
     };
-    if src.size <= chunk {
-        let body = src.read(0, src.size).map_err(io_err)?;
+    if src.size <= chunk || monolithic.load(Ordering::Relaxed) {
         let url = with_digest(&loc, src.digest);
-        let resp = client.send(Method::PUT, &url, &sc, false, &|rb| {
-            rb.header("content-type", "application/octet-stream").body(body.clone())
+        let read = Arc::new(AtomicU64::new(0));
+        let sending = AtomicBool::new(true);
+        let shown = AtomicU64::new(0);
+        let show = || {
+            let now = read.load(Ordering::Relaxed).min(src.size);
+            let before = shown.fetch_max(now, Ordering::Relaxed);
+            progress.advance(src.digest, now.saturating_sub(before));
+        };
+        let resp = std::thread::scope(|s| {
+            // The bar moves while one long request is under way.
+            s.spawn(|| {
+                while sending.load(Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    show();
+                }
+            });
+            let resp = client.send_sized(Method::PUT, &url, &sc, false, src.size, &|rb| {
+                read.store(0, Ordering::Relaxed);
+                rb.header("content-type", "application/octet-stream").body(src.body(&read))
+            });
+            sending.store(false, Ordering::Relaxed);
+            resp
         });
         client.stats.bytes_uploaded.fetch_add(src.size, Ordering::Relaxed);
+        if let Ok(r) = &resp
+            && r.status() == StatusCode::PAYLOAD_TOO_LARGE
+            && src.size > chunk
+        {
+            // Too large for one request here: chunks from now on, for every blob of this push.
+            monolithic.store(false, Ordering::Relaxed);
+            let why = Error::Http {
+                registry: client.registry.clone(),
+                what: format!("uploading blob {} in one request", src.digest),
+                status: 413,
+                detail: "too large for one request; uploading in chunks instead".into(),
+            };
+            return Ok(Attempt::Retry { sent: src.size, chunks: 1, why });
+        }
+        if matches!(resp, Err(Error::Unreachable { .. })) && src.size > chunk {
+            // A proxy that refuses large bodies may cut the connection instead of answering
+            // 413; chunked uploads also resume where they stopped. Chunks from now on.
+            monolithic.store(false, Ordering::Relaxed);
+        }
         let done = closing(client, resp, src.size, 1)?;
         if matches!(done, Attempt::Done { .. }) {
-            progress.advance(src.digest, src.size);
+            read.store(src.size, Ordering::Relaxed);
+            show();
         }
         return Ok(done);
     }

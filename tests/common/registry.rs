@@ -445,6 +445,13 @@ pub fn layout(t: &TempDir, name: &str, extra: &[u8], args: &[&str]) -> (std::pat
     (dir, digest)
 }
 
+/// The digest and size of the largest layer of the image `digest` in the layout `dir`.
+pub fn largest_layer(dir: &std::path::Path, digest: &str) -> (String, u64) {
+    let manifest = super::read_json(&dir.join("blobs/sha256").join(digest.trim_start_matches("sha256:")));
+    let big = manifest["layers"].as_array().unwrap().iter().max_by_key(|l| l["size"].as_u64().unwrap()).unwrap();
+    (big["digest"].as_str().unwrap().to_string(), big["size"].as_u64().unwrap())
+}
+
 /// `ship push --json` with a private cache dir; returns (success, report or None, stdout+stderr).
 pub fn push(
     t: &TempDir,
