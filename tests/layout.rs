@@ -230,18 +230,51 @@ fn big_file(t: &TempDir) -> String {
     format!("{}:/data/zeros.bin", path.display())
 }
 
+/// A directory on another file system than the tests' (tmpfs /dev/shm): with ship's staging
+/// directory there, layers cannot be hard-linked into a layout and are copied, so a writer has
+/// temporary files in the layout for a while.
+struct OtherFs(std::path::PathBuf);
+
+impl OtherFs {
+    fn new(t: &TempDir) -> OtherFs {
+        use std::os::unix::fs::MetadataExt;
+        let name = t.path().file_name().unwrap().to_string_lossy().into_owned();
+        let dir = Path::new("/dev/shm").join(name);
+        std::fs::create_dir_all(&dir).expect("these tests need /dev/shm (tmpfs) to force copies");
+        let dev = |p: &Path| std::fs::metadata(p).unwrap().dev();
+        assert_ne!(dev(&dir), dev(t.path()), "/dev/shm must be another file system than {}", t.path().display());
+        OtherFs(dir)
+    }
+}
+
+impl Drop for OtherFs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[test]
 fn an_interrupted_write_leaves_no_temporary_files_and_no_half_layout() {
     let t = TempDir::new();
     let file = big_file(&t);
-    // Into an existing layout: the signal lands while the big blob is being written (or, on a
-    // slow machine, just after the index was renamed: then the tag is there, whole).
     let dir = t.join("layout");
     ok(&mut image_cmd(&t, &dir, "keep"));
     let before = tree_bytes(&dir);
+    // While the layers are being made in the staging directory: it goes, the layout stays.
     let mut cmd = image_cmd(&t, &dir, "big");
     cmd.args(["--compression", "none", "--file", &file]);
+    let status = interrupt_when_writing(cmd, &t.join("tmp"), "INT");
+    assert_eq!(status.code(), Some(130), "{status}");
+    assert!(litter(t.path()).is_empty(), "left behind: {:?}", litter(t.path()));
+    assert_eq!(index_tags(&dir), ["keep"]);
+
+    // Into an existing layout: the signal lands while the big blob is being copied in (or, on a
+    // slow machine, just after the index was renamed: then the tag is there, whole).
+    let other = OtherFs::new(&t);
+    let mut cmd = image_cmd(&t, &dir, "big");
+    cmd.args(["--compression", "none", "--file", &file]).env("TMPDIR", &other.0);
     let status = interrupt_when_writing(cmd, &dir, "INT");
+    assert!(litter(&other.0).is_empty(), "left behind: {:?}", litter(&other.0));
     assert_eq!(status.code(), Some(130), "{status}");
     assert!(litter(t.path()).is_empty(), "left behind: {:?}", litter(t.path()));
     if index_tags(&dir) == ["keep"] {
@@ -256,7 +289,7 @@ fn an_interrupted_write_leaves_no_temporary_files_and_no_half_layout() {
     // A new layout: nothing of it stays, or all of it.
     let fresh = t.join("fresh");
     let mut cmd = image_cmd(&t, &fresh, "big");
-    cmd.args(["--compression", "none", "--file", &file]);
+    cmd.args(["--compression", "none", "--file", &file]).env("TMPDIR", &other.0);
     let status = interrupt_when_writing(cmd, &fresh, "TERM");
     assert_eq!(status.code(), Some(130), "{status}");
     if fresh.exists() {
@@ -264,13 +297,16 @@ fn an_interrupted_write_leaves_no_temporary_files_and_no_half_layout() {
     }
     assert!(litter(t.path()).is_empty(), "left behind: {:?}", litter(t.path()));
 
-    // A docker-archive being written: no temporary file, and no archive or a whole one.
+    // A docker-archive being written (its layers staged elsewhere, so that the watch sees the
+    // archive's temporary file): no temporary file, and no archive or a whole one.
     let mut cmd = base_cmd(&t, "x");
     cmd.args(["--compression", "none", "--file", &file, "--output"])
-        .arg(format!("docker-archive:{}", t.join("out.tar").display()));
+        .arg(format!("docker-archive:{}", t.join("out.tar").display()))
+        .env("TMPDIR", &other.0);
     let status = interrupt_when_writing(cmd, t.path(), "INT");
     assert_eq!(status.code(), Some(130), "{status}");
     assert!(litter(t.path()).is_empty(), "left behind: {:?}", litter(t.path()));
+    assert!(litter(&other.0).is_empty(), "left behind: {:?}", litter(&other.0));
 }
 
 #[test]
@@ -303,8 +339,10 @@ fn what_a_killed_write_leaves_is_swept_by_the_next_one() {
     let file = big_file(&t);
     let dir = t.join("layout");
     ok(&mut image_cmd(&t, &dir, "keep"));
+    // Staged on another file system, so the big layer is copied into the layout.
+    let other = OtherFs::new(&t);
     let mut cmd = image_cmd(&t, &dir, "big");
-    cmd.args(["--compression", "none", "--file", &file]);
+    cmd.args(["--compression", "none", "--file", &file]).env("TMPDIR", &other.0);
     let status = interrupt_when_writing(cmd, &dir, "KILL");
     assert_eq!(status.code(), None, "SIGKILL cannot be caught");
     assert!(!litter(&dir).is_empty(), "the killed writer should have left its temporary blob");

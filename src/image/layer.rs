@@ -195,9 +195,11 @@ impl<R: Read> Read for SizeChecked<R> {
 #[derive(Debug, Clone)]
 pub enum Blob {
     Memory(Arc<Vec<u8>>),
-    /// A verified file: a base layout's blob, the layer cache's, or one just compressed into
-    /// the staging directory.
+    /// A verified file someone else owns: a base layout's blob, or the layer cache's.
     File(PathBuf),
+    /// A verified file ship wrote for this run into a staging directory (a layer it compressed,
+    /// a blob it downloaded), world-readable: a layout writer may link it instead of copying.
+    Staged(PathBuf),
 }
 
 /// One layer, in the shape every writer (layout, archive, registry) consumes.
@@ -273,7 +275,7 @@ impl Layer {
             diff_id,
             size,
             tar_size: Some(tar_size),
-            blob: Blob::File(path),
+            blob: Blob::Staged(path),
         })
     }
 
@@ -301,6 +303,11 @@ impl Layer {
         Layer { media_type, digest, diff_id, size, tar_size: None, blob: Blob::File(path) }
     }
 
+    /// The same for a file ship downloaded or wrote for this run (see [`Blob::Staged`]).
+    pub fn from_staged(media_type: String, digest: String, diff_id: String, size: u64, path: PathBuf) -> Layer {
+        Layer { media_type, digest, diff_id, size, tar_size: None, blob: Blob::Staged(path) }
+    }
+
     pub fn blob(&self) -> &Blob {
         &self.blob
     }
@@ -309,7 +316,7 @@ impl Layer {
     pub fn open(&self) -> std::io::Result<Box<dyn Read + '_>> {
         Ok(match &self.blob {
             Blob::Memory(b) => Box::new(&b[..]),
-            Blob::File(p) => Box::new(std::fs::File::open(p)?),
+            Blob::File(p) | Blob::Staged(p) => Box::new(std::fs::File::open(p)?),
         })
     }
 
@@ -318,7 +325,7 @@ impl Layer {
     pub fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         match &self.blob {
             Blob::Memory(b) => out.write_all(b),
-            Blob::File(p) => {
+            Blob::File(p) | Blob::Staged(p) => {
                 let mut r = std::io::BufReader::with_capacity(1 << 22, std::fs::File::open(p)?);
                 std::io::copy(&mut r, out).map(|_| ())
             }
@@ -358,7 +365,7 @@ impl Layer {
 }
 
 /// Blobs are world-readable, like every registry's and tool's.
-fn set_blob_mode(file: &std::fs::File) -> std::io::Result<()> {
+pub fn set_blob_mode(file: &std::fs::File) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

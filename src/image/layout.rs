@@ -193,6 +193,11 @@ fn write_blobs(image: &Image, root: &Path, added: &mut Vec<(PathBuf, cleanup::Re
         if in_place {
             continue;
         }
+        if let super::layer::Blob::Staged(p) = layer.blob()
+            && link_blob(&blobs, p, &layer.digest, added)
+        {
+            continue;
+        }
         put_blob(&blobs, &layer.digest, layer.size, added, |f| layer.write_to(f))?;
     }
     put_blob(&blobs, &image.config_digest, image.config.len() as u64, added, |f| f.write_all(&image.config))?;
@@ -204,6 +209,23 @@ fn write_blobs(image: &Image, root: &Path, added: &mut Vec<(PathBuf, cleanup::Re
         put_blob(&blobs, &a.manifest_digest, a.manifest.len() as u64, added, |f| f.write_all(&a.manifest))?;
     }
     Ok(())
+}
+
+/// Put a staged blob (ship's own, verified, world-readable) into the layout as a hard link:
+/// no second copy of a large layer. False when it cannot (another file system, or the blob is
+/// there already): the caller then copies, or checks what is there, as for any blob.
+fn link_blob(blobs: &Path, staged: &Path, digest: &str, added: &mut Vec<(PathBuf, cleanup::Registered)>) -> bool {
+    let Some(hex) = digest::hex_part(digest) else { return false };
+    let target = blobs.join(hex);
+    // A hard link appears whole, and fails if the name exists: never a half blob, never a
+    // replaced one.
+    cleanup::commit(|| match fs::hard_link(staged, &target) {
+        Ok(()) => {
+            added.push((target.clone(), cleanup::file(&target)));
+            true
+        }
+        Err(_) => false,
+    })
 }
 
 fn put_blob(

@@ -55,11 +55,14 @@ fn get_blob(client: &Client, repo: &str, digest: &str, size: u64, dir: &Path) ->
     let file = std::fs::File::create(&path).map_err(io)?;
     let mut w = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
     resp.copy_to(&mut w).map_err(|e| client.unreachable(&e.without_url()))?;
-    let (_, got, n) = w.finish();
+    let (w, got, n) = w.finish();
+    let file = w.into_inner().map_err(|e| io(e.into_error()))?;
     if got != digest || n != size {
+        drop(file);
         let _ = std::fs::remove_file(&path);
         return Err(corrupt(client, format!("blob {digest}")));
     }
+    crate::image::layer::set_blob_mode(&file).map_err(io)?;
     Ok(path)
 }
 
@@ -104,16 +107,17 @@ pub fn pull_reusing(
     if doc.layers().len() != diff_ids.len() {
         return Err(corrupt(client, format!("config {config_digest} (diff_ids do not match the layers)")));
     }
-    let fetch = |d: &oci_spec::image::Descriptor| -> Result<std::path::PathBuf, Error> {
+    // (path, whether ship downloaded it now)
+    let fetch = |d: &oci_spec::image::Descriptor| -> Result<(std::path::PathBuf, bool), Error> {
         let digest = d.digest().to_string();
         let local = have.zip(digest::hex_part(&digest)).map(|(h, hex)| h.join(hex));
         if let Some(p) = local.filter(|p| crate::image::cache::verified(p, &digest, d.size())) {
-            return Ok(p);
+            return Ok((p, false));
         }
-        get_blob(client, repo, &digest, d.size(), dir)
+        Ok((get_blob(client, repo, &digest, d.size(), dir)?, true))
     };
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let paths: Vec<std::sync::Mutex<Option<Result<std::path::PathBuf, Error>>>> =
+    let paths: Vec<std::sync::Mutex<Option<Result<(std::path::PathBuf, bool), Error>>>> =
         doc.layers().iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..doc.layers().len().clamp(1, 3) {
@@ -133,17 +137,12 @@ pub fn pull_reusing(
     });
     let mut layers = Vec::new();
     for ((d, diff_id), path) in doc.layers().iter().zip(diff_ids).zip(paths) {
-        let path = match path.into_inner().expect("no fetch panicked") {
+        let (path, downloaded) = match path.into_inner().expect("no fetch panicked") {
             Some(p) => p?,
             None => continue,
         };
-        layers.push(Layer::from_file(
-            d.media_type().to_string(),
-            d.digest().to_string(),
-            diff_id.clone(),
-            d.size(),
-            path,
-        ));
+        let layer = if downloaded { Layer::from_staged } else { Layer::from_file };
+        layers.push(layer(d.media_type().to_string(), d.digest().to_string(), diff_id.clone(), d.size(), path));
     }
     if layers.len() != doc.layers().len() {
         return Err(corrupt(client, format!("manifest {manifest_digest} (a layer could not be fetched)")));

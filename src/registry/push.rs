@@ -213,7 +213,7 @@ fn sources(image: &Image) -> Vec<Source<'_>> {
         .iter()
         .map(|l| match l.blob() {
             Blob::Memory(b) => Source { digest: &l.digest, size: l.size, bytes: Some(&b[..]), file: None },
-            Blob::File(p) => Source { digest: &l.digest, size: l.size, bytes: None, file: Some(p) },
+            Blob::File(p) | Blob::Staged(p) => Source { digest: &l.digest, size: l.size, bytes: None, file: Some(p) },
         })
         .collect();
     out.push(Source {
