@@ -66,6 +66,9 @@ fn get_blob(client: &Client, repo: &str, digest: &str, size: u64, dir: &Path) ->
     Ok(path)
 }
 
+/// A layer blob's file, and whether ship downloaded it just now (else the layout had it).
+type Fetched = (std::path::PathBuf, bool);
+
 /// Pull `reference` for `platform` into `dir` (files named by digest hex). The returned image's
 /// layers are files in `dir`.
 pub fn pull(client: &Client, reference: &Reference, platform: &Platform, dir: &Path) -> Result<Image, Error> {
@@ -107,8 +110,7 @@ pub fn pull_reusing(
     if doc.layers().len() != diff_ids.len() {
         return Err(corrupt(client, format!("config {config_digest} (diff_ids do not match the layers)")));
     }
-    // (path, whether ship downloaded it now)
-    let fetch = |d: &oci_spec::image::Descriptor| -> Result<(std::path::PathBuf, bool), Error> {
+    let fetch = |d: &oci_spec::image::Descriptor| -> Result<Fetched, Error> {
         let digest = d.digest().to_string();
         let local = have.zip(digest::hex_part(&digest)).map(|(h, hex)| h.join(hex));
         if let Some(p) = local.filter(|p| crate::image::cache::verified(p, &digest, d.size())) {
@@ -117,7 +119,7 @@ pub fn pull_reusing(
         Ok((get_blob(client, repo, &digest, d.size(), dir)?, true))
     };
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let paths: Vec<std::sync::Mutex<Option<Result<(std::path::PathBuf, bool), Error>>>> =
+    let paths: Vec<std::sync::Mutex<Option<Result<Fetched, Error>>>> =
         doc.layers().iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..doc.layers().len().clamp(1, 3) {
