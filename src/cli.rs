@@ -300,6 +300,10 @@ pub struct BuildArgs {
     /// Fail instead of building without the S3 cache when it cannot be used.
     #[arg(long)]
     pub require_cache: bool,
+    /// Build for this platform instead of the host's, cross-compiled and static: linux/amd64 or
+    /// linux/arm64. `ship build` takes several, comma-separated.
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! `cargo build --release --locked` with an environment ship computes: mold, static linking,
 //! path remapping, SOURCE_DATE_EPOCH, sccache. Finds the artifact from cargo's JSON messages.
 
+pub mod cross;
 pub mod docker;
 pub mod env;
 pub mod sccache;
@@ -24,6 +25,9 @@ pub enum Error {
     CacheUnavailable(String),
     #[error("cannot run {program}: {source}")]
     Spawn { program: String, source: std::io::Error },
+    /// A piece a cross build needs is missing: the sentence names what to install.
+    #[error("{0}")]
+    MissingCross(String),
 }
 
 impl Error {
@@ -53,6 +57,8 @@ pub struct Request {
     pub require_cache: bool,
     pub source_date_epoch: i64,
     pub quiet: bool,
+    /// The platform to build for; `None` is the host's.
+    pub platform: Option<cross::Platform>,
 }
 
 /// What the build was: printed with `--json`, recorded for `ship verify`.
@@ -63,6 +69,8 @@ pub struct Facts {
     pub bin: String,
     pub version: String,
     pub target: String,
+    /// The OCI platform of the binary (`linux/arm64`).
+    pub platform: String,
     pub workspace_root: PathBuf,
     pub toolchain: ToolchainFacts,
     pub rustflags: Vec<String>,
@@ -126,40 +134,86 @@ pub fn build(req: &Request, toolchain: &Toolchain, warn: &mut dyn FnMut(&str)) -
     let cargo = toolchain.tool("cargo").expect("a resolved toolchain has cargo").to_path_buf();
     let rustc = toolchain.tool("rustc").expect("a resolved toolchain has rustc").to_path_buf();
     let versions = toolchain.versions();
-    let target = versions.host_triple.clone().ok_or_else(|| Error::Spawn {
+    let host = versions.host_triple.clone().ok_or_else(|| Error::Spawn {
         program: rustc.display().to_string(),
         source: std::io::Error::other("rustc -vV printed no host triple"),
     })?;
     let mut envs = cargo_env(toolchain);
     let target_dir = std::path::absolute(&req.target_dir).unwrap_or(req.target_dir.clone());
+    // Another platform than the host's: every piece is checked before cargo starts.
+    let cross_to = req.platform.filter(|p| p.triple != host);
+    let cross_tools = match &cross_to {
+        Some(p) => Some(cross::check(&rustc, envs.get(std::ffi::OsStr::new("PATH")), p).map_err(Error::MissingCross)?),
+        None => None,
+    };
+    let target = cross_to.map_or(host.clone(), |p| p.triple.to_string());
+    let platform = match cross::for_triple(&target) {
+        Some(p) => p.oci.to_string(),
+        None => target.clone(),
+    };
 
     let mut rustflags: Vec<String> = Vec::new();
     let linux_gnu = target.ends_with("-linux-gnu");
     if linux_gnu {
         rustflags.push("-Ctarget-feature=+crt-static".into());
-        // A Nix toolchain carries glibc's static libraries in its lib/ (nix/toolchain.nix).
-        if let Some(lib) = toolchain.root.as_ref().map(|r| r.join("lib")).filter(|l| l.join("libc.a").exists()) {
+        // A Nix toolchain carries glibc's static libraries in its lib/ (nix/toolchain.nix), for
+        // its own platform only.
+        if let Some(lib) = toolchain.root.as_ref().map(|r| r.join("lib")).filter(|l| l.join("libc.a").exists())
+            && cross_to.is_none()
+        {
             rustflags.push(format!("-Clink-arg=-L{}", lib.display()));
         }
     }
     let mold = toolchain.tool("mold");
     let clang = toolchain.tool("clang");
-    let linker = match (mold, clang) {
-        (Some(mold), Some(clang)) => {
+    let linker = match (&cross_to, &cross_tools, mold, clang) {
+        (Some(p), Some(tools), mold, _) => {
+            // The cross gcc drives the link; mold only where it is proven for the target.
+            rustflags.push(format!("-Clinker={}", tools.gcc.display()));
+            let mold_version = versions.mold.clone().unwrap_or_default();
+            match mold.filter(|_| cross::mold_proven(&mold_version, p)) {
+                Some(mold) => {
+                    rustflags.push("-Clink-arg=-fuse-ld=mold".into());
+                    rustflags.push(format!("-Clink-arg=-B{}", mold.parent().unwrap_or(Path::new("/")).display()));
+                    "mold"
+                }
+                None => {
+                    if mold.is_some() {
+                        note(
+                            format!(
+                                "{} is not proven to link working static binaries for {} (mold before 2.0 links \
+                                 aarch64 binaries that crash at start); linking with {}'s GNU ld",
+                                mold_version.split(" (").next().unwrap_or("this mold"),
+                                p.oci,
+                                tools.gcc.display()
+                            ),
+                            &mut warnings,
+                        );
+                    }
+                    "gnu-ld"
+                }
+            }
+        }
+        (_, _, Some(mold), Some(clang)) => {
             rustflags.push(format!("-Clinker={}", clang.display()));
             rustflags.push(format!("-Clink-arg=--ld-path={}", mold.display()));
             "mold"
         }
-        (Some(mold), None) => {
+        (_, _, Some(mold), None) => {
             rustflags.push("-Clink-arg=-fuse-ld=mold".into());
             rustflags.push(format!("-Clink-arg=-B{}", mold.parent().unwrap_or(Path::new("/")).display()));
             "mold"
         }
-        (None, _) => {
+        (_, _, None, _) => {
             note("mold is not in the toolchain; linking with rustc's default linker".into(), &mut warnings);
             "default"
         }
     };
+    if req.require_hermetic && linker == "gnu-ld" {
+        return Err(Error::NotHermetic(format!(
+            "the toolchain's mold is not proven for {platform}, and the GNU ld fallback is the host's"
+        )));
+    }
     if req.require_hermetic && linker != "mold" {
         return Err(Error::NotHermetic("mold is missing from the toolchain".into()));
     }
@@ -187,7 +241,14 @@ pub fn build(req: &Request, toolchain: &Toolchain, warn: &mut dyn FnMut(&str)) -
     envs.insert("SOURCE_DATE_EPOCH".into(), req.source_date_epoch.to_string().into());
     envs.insert("CARGO_INCREMENTAL".into(), "0".into());
     envs.insert("RUSTC".into(), rustc.clone().into());
-    if let Some(clang) = clang.filter(|_| toolchain.root.is_some()) {
+    if let Some(tools) = &cross_tools {
+        // C code in -sys crates compiles with the cross compiler (the cc crate's variables).
+        let var = target.replace('-', "_");
+        envs.insert(format!("CC_{var}").into(), tools.gcc.clone().into());
+        if let Some(ar) = &tools.ar {
+            envs.insert(format!("AR_{var}").into(), ar.clone().into());
+        }
+    } else if let Some(clang) = clang.filter(|_| toolchain.root.is_some()) {
         // C code in -sys crates compiles with the toolchain's compiler, not the host's.
         envs.insert("CC".into(), clang.into());
         if let Some(cxx) = toolchain.root.as_ref().map(|r| r.join("bin/clang++")).filter(|p| p.exists()) {
@@ -262,6 +323,7 @@ pub fn build(req: &Request, toolchain: &Toolchain, warn: &mut dyn FnMut(&str)) -
         bin: req.bin.clone(),
         version: req.version.clone(),
         target,
+        platform,
         workspace_root: req.workspace_root.clone(),
         toolchain: ToolchainFacts {
             source: toolchain.source,

@@ -5,11 +5,21 @@ use crate::Error;
 use crate::cli::BuildCommand;
 
 pub fn run(ctx: &Context, cmd: &BuildCommand) -> Result<(), Error> {
-    let built = steps::build(ctx, &cmd.build, None)?;
+    let platforms = crate::settings::platforms(&cmd.build)?;
+    let mut facts = Vec::new();
+    // One binary per platform, one after another (each build uses every core).
+    for p in &platforms {
+        let built = steps::build_for(ctx, &cmd.build, None, *p)?;
+        if !cmd.json {
+            println!("{}", built.facts.binary.display());
+        }
+        facts.push(built.facts);
+    }
     if cmd.json {
-        print_json(&built.facts);
-    } else {
-        println!("{}", built.facts.binary.display());
+        match facts.as_slice() {
+            [one] => print_json(one),
+            several => print_json(&several),
+        }
     }
     Ok(())
 }

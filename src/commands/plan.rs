@@ -195,7 +195,21 @@ pub fn plan(ctx: &Context, args: &RunArgs) -> Result<Plan, Error> {
                 .unwrap_or_else(|| format!("nix toolchain of {}", planned.flake.clone().unwrap_or_default()))
         ),
     );
-    inputs.insert("target", json!(tc.as_ref().and_then(|t| t.versions().host_triple)));
+    let platforms = settings::platforms(&args.build)?;
+    if platforms.len() > 1 {
+        return Err(settings::Error::BadValue {
+            flag: "--platform",
+            value: args.build.platform.clone().unwrap_or_default(),
+            expected: "one platform here (an image index over several is not made yet)",
+        }
+        .into());
+    }
+    let platform = platforms[0];
+    let target = match platform {
+        Some(p) => Some(p.triple.to_string()),
+        None => tc.as_ref().and_then(|t| t.versions().host_triple),
+    };
+    inputs.insert("target", json!(target));
     inputs.insert("revision", json!(project.git.as_ref().map(|g| &g.revision)));
     inputs.insert("dirty", json!(project.git.as_ref().map(|g| g.dirty)));
     inputs.insert("cargo_lock_sha256", json!(project.cargo_lock_sha256));
@@ -204,7 +218,7 @@ pub fn plan(ctx: &Context, args: &RunArgs) -> Result<Plan, Error> {
     inputs.insert("compression", json!(is.compression.value));
     inputs.insert("ship_version", json!(env!("CARGO_PKG_VERSION")));
     // The recipe `ship verify` rebuilds from (the registry base's digest is filled in by the run).
-    let recipe = settings::recipe(is, &project, &name, is.base.value.clone(), epoch.value);
+    let recipe = settings::recipe(is, &project, &name, is.base.value.clone(), epoch.value, platform);
     inputs.insert("recipe", serde_json::to_value(&recipe).expect("JSON"));
     let (base, ca) = base_inputs(is)?;
     inputs.insert("base", base);

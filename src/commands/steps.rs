@@ -49,17 +49,37 @@ pub struct Built {
 /// toolchain → project → build, with the epoch from `epoch_flag`, the environment or the
 /// commit: the same epoch the image will take.
 pub fn build(ctx: &Context, args: &BuildArgs, epoch_flag: Option<&str>) -> Result<Built, Error> {
+    let platforms = settings::platforms(args)?;
+    if platforms.len() > 1 {
+        return Err(settings::Error::BadValue {
+            flag: "--platform",
+            value: args.platform.clone().unwrap_or_default(),
+            expected: "one platform here (an image index over several is not made yet); `ship build` takes several",
+        }
+        .into());
+    }
+    build_for(ctx, args, epoch_flag, platforms[0])
+}
+
+/// Build for one platform (`None`: the host's).
+pub fn build_for(
+    ctx: &Context,
+    args: &BuildArgs,
+    epoch_flag: Option<&str>,
+    platform: Option<crate::build::cross::Platform>,
+) -> Result<Built, Error> {
     let request = settings::project_request(args, &ctx.loaded);
     let tc_request = settings::toolchain(args.toolchain.as_deref(), &ctx.loaded)?;
     let tc = toolchain(ctx, &tc_request, &request.manifest_path.value)?;
     let project = project(&request, &tc)?;
     let epoch = settings::epoch(epoch_flag, Some(&project))?;
-    let req = settings::build(args, &ctx.loaded, &project, epoch.value, ctx.report.is_quiet());
+    let req = settings::build(args, &ctx.loaded, &project, epoch.value, ctx.report.is_quiet(), platform);
     ctx.report.step(format!(
-        "building {} ({} {}) with the {} toolchain{}",
+        "building {} ({} {}{}) with the {} toolchain{}",
         project.manifest_path.display(),
         project.package.bin,
         project.package.version,
+        platform.map(|p| format!(", for {}", p.oci)).unwrap_or_default(),
         tc.source.describe(),
         tc.root.as_ref().map(|r| format!(" {}", r.display())).unwrap_or_default()
     ));
@@ -186,7 +206,8 @@ pub fn image(
     let mut recipe_label = None;
     if let (Some(project), Some(_)) = (inputs.project, inputs.built) {
         let base = base_label.unwrap_or_else(|| settings.base.value.clone());
-        let recipe = settings::recipe(settings, project, &req.name, base, req.source_date_epoch);
+        let platform = inputs.built.and_then(|b| crate::build::cross::platform(&b.facts.platform));
+        let recipe = settings::recipe(settings, project, &req.name, base, req.source_date_epoch, platform);
         req.labels.insert(crate::verify::LABEL_RECIPE.to_string(), recipe.to_label());
         recipe_label = Some(recipe.to_label());
     }

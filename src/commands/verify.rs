@@ -231,6 +231,7 @@ pub fn run(ctx: &Context, cmd: &VerifyCommand) -> Result<(), Error> {
         bin: Some(rec.recipe.bin.clone()),
         toolchain: Some(toolchain),
         target_dir: Some(cmd.target_dir.clone().unwrap_or_else(|| checkout.path.join("target"))),
+        platform: rec.recipe.platform.clone(),
         ..Default::default()
     };
     let built = steps::build(ctx, &args, Some(&rec.recipe.source_date_epoch.to_string()))?;

@@ -319,8 +319,32 @@ pub fn target_dir(args: &BuildArgs, project: &Project) -> PathBuf {
     args.target_dir.clone().unwrap_or_else(|| project.target_directory.clone())
 }
 
+/// The platforms `--platform` names, in order and each once; `[None]` (the host's) without it.
+pub fn platforms(args: &BuildArgs) -> Result<Vec<Option<build::cross::Platform>>, Error> {
+    let Some(list) = &args.platform else { return Ok(vec![None]) };
+    let mut out = Vec::new();
+    for name in list.split(',') {
+        let p = build::cross::platform(name).ok_or_else(|| Error::BadValue {
+            flag: "--platform",
+            value: name.trim().to_string(),
+            expected: "linux/amd64 or linux/arm64 (several, comma-separated, for `ship build`)",
+        })?;
+        if !out.contains(&Some(p)) {
+            out.push(Some(p));
+        }
+    }
+    Ok(out)
+}
+
 /// The build request for a resolved project.
-pub fn build(args: &BuildArgs, loaded: &Loaded, project: &Project, epoch: i64, quiet: bool) -> build::Request {
+pub fn build(
+    args: &BuildArgs,
+    loaded: &Loaded,
+    project: &Project,
+    epoch: i64,
+    quiet: bool,
+    platform: Option<build::cross::Platform>,
+) -> build::Request {
     build::Request {
         manifest_path: project.manifest_path.clone(),
         package: project.package.name.clone(),
@@ -333,6 +357,7 @@ pub fn build(args: &BuildArgs, loaded: &Loaded, project: &Project, epoch: i64, q
         require_cache: args.require_cache,
         source_date_epoch: epoch,
         quiet,
+        platform,
     }
 }
 
@@ -701,6 +726,7 @@ pub fn recipe(
     name: &str,
     base: String,
     epoch: i64,
+    platform: Option<build::cross::Platform>,
 ) -> crate::verify::Recipe {
     crate::verify::Recipe {
         manifest_path: project.relative(&project.manifest_path),
@@ -720,5 +746,6 @@ pub fn recipe(
         workdir: settings.workdir.as_ref().map(|w| w.value.clone()),
         compression: settings.compression.value.to_string(),
         source_date_epoch: epoch,
+        platform: platform.filter(|p| Some(*p) != build::cross::host()).map(|p| p.oci.to_string()),
     }
 }

@@ -74,6 +74,9 @@ pub struct Recipe {
     pub workdir: Option<String>,
     pub compression: String,
     pub source_date_epoch: i64,
+    /// The platform it was cross-built for (`linux/arm64`); absent for the builder's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
 }
 
 impl Recipe {
@@ -294,9 +297,13 @@ mod tests {
             workdir: None,
             compression: "gzip".into(),
             source_date_epoch: 1,
+            platform: None,
         };
         let back: Recipe = serde_json::from_str(&r.to_label()).unwrap();
         assert_eq!(back, r);
         assert!(!r.to_label().contains(' '), "canonical JSON");
+        assert!(!r.to_label().contains("platform"), "a native build's recipe does not name it");
+        let cross = Recipe { platform: Some("linux/arm64".into()), ..r };
+        assert_eq!(serde_json::from_str::<Recipe>(&cross.to_label()).unwrap(), cross);
     }
 }
