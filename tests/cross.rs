@@ -122,13 +122,87 @@ fn a_missing_cross_piece_or_an_unknown_platform_fails_before_compiling() {
     assert!(!success);
     assert!(stderr.contains("error: --platform \"linux/s390x\" is not linux/amd64 or linux/arm64"), "{stderr}");
 
-    // An image holds one platform until image indexes land: two are refused, with the reason.
+    // Several platforms make an index: not from one --binary, and not into a docker-archive.
     let (success, _, stderr) = run(ship()
-        .args(["image", "--platform", "linux/amd64,linux/arm64", "--manifest-path"])
-        .arg(&manifest)
+        .args(["image", "--platform", "linux/amd64,linux/arm64", "--binary"])
+        .arg(hello_service())
         .arg("--output")
         .arg(format!("oci:{}", t.join("img").display())));
     assert!(!success);
-    assert!(stderr.contains("is not one platform here (an image index over several is not made yet)"), "{stderr}");
-    assert!(!t.join("img").exists());
+    assert!(stderr.contains("is not one platform with --binary (a binary is built for one"), "{stderr}");
+    let (success, _, stderr) = run(ship()
+        .args(["image", "--platform", "linux/amd64,linux/arm64", "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .arg("--output")
+        .arg(format!("docker-archive:{}", t.join("img.tar").display())));
+    assert!(!success);
+    assert!(stderr.contains("is not one platform for a docker-archive, which holds one image"), "{stderr}");
+    assert!(!t.join("img").exists() && !t.join("img.tar").exists());
+    for triple in ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"] {
+        assert!(!target_dir.join(triple).exists(), "cargo built for {triple}");
+    }
+}
+
+/// `ship image --platform linux/amd64,linux/arm64` of the shared project `name` into `out`:
+/// the printed digest.
+fn image_both(name: &str, out: &str) -> String {
+    let manifest = shared_project(name);
+    let target_dir = repo_root().join("target").join(name).join("target");
+    ok(ship()
+        .args(["image", "--quiet", "--platform", "linux/amd64,linux/arm64", "--toolchain", "host", "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .args(["--output", out]))
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn two_platforms_make_one_reproducible_index_that_oci_tools_read() {
+    for tool in ["aarch64-linux-gnu-gcc", "skopeo", "oci-image-tool"] {
+        require(tool);
+    }
+    let t = TempDir::new();
+    let out = format!("oci:{}:v1", t.join("multi").display());
+    let digest = image_both("cross-a", &out);
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    // From a checkout at another path: the same index, byte for byte.
+    let again = image_both("cross-b", &format!("oci:{}:v1", t.join("again").display()));
+    assert_eq!(digest, again, "the index digest depends on the checkout's path");
+
+    let raw: serde_json::Value =
+        serde_json::from_str(&ok(Command::new("skopeo").args(["inspect", "--raw"]).arg(&out))).unwrap();
+    assert_eq!(raw["mediaType"], "application/vnd.oci.image.index.v1+json", "{raw}");
+    let platforms: Vec<(String, Option<String>)> = raw["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let p = &m["platform"];
+            (
+                format!("{}/{}", p["os"].as_str().unwrap(), p["architecture"].as_str().unwrap()),
+                p["variant"].as_str().map(String::from),
+            )
+        })
+        .collect();
+    assert_eq!(platforms, [("linux/amd64".to_string(), None), ("linux/arm64".to_string(), Some("v8".to_string()))]);
+    // The generated base layer does not depend on the platform: one blob for both.
+    let layers = |i: usize| {
+        let d = raw["manifests"][i]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+        read_json(&t.join("multi/blobs/sha256").join(d))["layers"].clone()
+    };
+    assert_eq!(layers(0)[0]["digest"], layers(1)[0]["digest"]);
+    assert_ne!(layers(0)[1]["digest"], layers(1)[1]["digest"]);
+
+    let validated = ok(Command::new("oci-image-tool").args(["validate", "--type", "image"]).arg(t.join("multi")));
+    assert!(validated.contains("Validation succeeded"), "{validated}");
+    // skopeo picks the arm64 image out of the index.
+    let arm = format!("oci:{}:arm", t.join("arm").display());
+    ok(Command::new("skopeo").args(["copy", "--quiet", "--override-arch", "arm64"]).arg(&out).arg(&arm));
+    let cfg: serde_json::Value =
+        serde_json::from_str(&ok(Command::new("skopeo").args(["inspect", "--config"]).arg(&arm))).unwrap();
+    assert_eq!((cfg["architecture"].as_str(), cfg["variant"].as_str()), (Some("arm64"), Some("v8")), "{cfg}");
 }

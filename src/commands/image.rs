@@ -9,6 +9,10 @@ use serde_json::json;
 
 pub fn run(ctx: &Context, args: &ImageArgs) -> Result<(), Error> {
     let settings = settings::image(&args.image, args.image.name.as_deref().map(|n| (n, "--name")), &[], &ctx.loaded)?;
+    let platforms = settings::platforms(&args.build)?;
+    if platforms.len() > 1 {
+        return multi(ctx, args, &settings, &platforms);
+    }
     // The output is checked before anything is built.
     let (built, named): (Option<steps::Built>, Option<Project>) = match &args.binary {
         Some(b) => {
@@ -68,6 +72,77 @@ pub fn run(ctx: &Context, args: &ImageArgs) -> Result<(), Error> {
         }));
     } else {
         println!("{}", image.manifest_digest);
+    }
+    Ok(())
+}
+
+/// Several platforms: one build and one image per platform, and an OCI image index over them
+/// under the layout's tag. Prints the index's digest.
+fn multi(
+    ctx: &Context,
+    args: &ImageArgs,
+    settings: &settings::ImageSettings,
+    platforms: &[Option<crate::build::cross::Platform>],
+) -> Result<(), Error> {
+    let several = |expected: &'static str| -> Error {
+        settings::Error::BadValue {
+            flag: "--platform",
+            value: args.build.platform.clone().unwrap_or_default(),
+            expected,
+        }
+        .into()
+    };
+    if args.binary.is_some() {
+        return Err(several("one platform with --binary (a binary is built for one; let ship build each)"));
+    }
+    // Checked before anything is built: an index needs an OCI layout.
+    let (dir, tag) = match settings::parse::parse_output("--output", &args.output, "app")? {
+        settings::Output::Layout { dir, tag } => (dir, tag),
+        settings::Output::Archive { .. } => {
+            return Err(several(
+                "one platform for a docker-archive, which holds one image: write an OCI layout (--output oci:DIR) for several",
+            ));
+        }
+    };
+    let mut builds = Vec::new();
+    for p in platforms {
+        builds.push(steps::build_for(ctx, &args.build, args.image.source_date_epoch.as_deref(), *p)?);
+    }
+    let mut assembled = Vec::new();
+    for built in &builds {
+        let name = settings::short_app_name(settings, args.image.name.as_deref(), &built.facts.bin)?;
+        let inputs = steps::ImageInputs {
+            reuse_from: Some(&dir),
+            binary: &built.facts.binary,
+            name,
+            project: Some(&built.project),
+            built: Some(built),
+            epoch: built.epoch.value,
+        };
+        assembled.push(steps::image(ctx, settings, inputs, &args.registry)?);
+    }
+    let multi = crate::image::MultiImage::new(assembled.iter().map(|a| a.image.clone()).collect());
+    crate::image::layout::write_multi(&multi, &dir, &tag, &|m| ctx.report.step(m))?;
+    ctx.report.step(format!(
+        "wrote oci:{}:{tag}: an image index over {}",
+        dir.display(),
+        builds.iter().map(|b| b.facts.platform.as_str()).collect::<Vec<_>>().join(", ")
+    ));
+    if args.json {
+        let manifests: Vec<_> = multi
+            .images
+            .iter()
+            .zip(&builds)
+            .map(|(i, b)| json!({"platform": b.facts.platform, "digest": i.manifest_digest, "build": b.facts}))
+            .collect();
+        print_json(&json!({
+            "digest": multi.index_digest,
+            "media_type": crate::image::spec::INDEX_MEDIA_TYPE,
+            "manifests": manifests,
+            "output": format!("oci:{}:{tag}", dir.display()),
+        }));
+    } else {
+        println!("{}", multi.index_digest);
     }
     Ok(())
 }

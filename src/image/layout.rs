@@ -12,9 +12,7 @@ use super::layer::Layer;
 use super::spec;
 use super::{Error, Image, artifact, digest};
 use crate::cleanup;
-use oci_spec::image::{
-    Arch, Descriptor, ImageConfiguration, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType, Os, PlatformBuilder,
-};
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType};
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
@@ -87,6 +85,37 @@ fn is_ship_litter(name: &str) -> bool {
 /// Write `image` into the layout at `dir` under `tag`, keeping other tags. `waiting` hears
 /// about a wait for another writer's lock.
 pub fn write(image: &Image, dir: &Path, tag: &str, waiting: &dyn Fn(&str)) -> Result<(), Error> {
+    write_with(dir, waiting, &|root, added| write_blobs(image, root, added), &|old| index_with(old, image, tag))
+}
+
+/// Write the images of `multi` and their index into the layout at `dir`, the tag naming the
+/// index; otherwise as [`write`].
+pub fn write_multi(multi: &super::MultiImage, dir: &Path, tag: &str, waiting: &dyn Fn(&str)) -> Result<(), Error> {
+    let blobs = &|root: &Path, added: &mut Vec<(PathBuf, cleanup::Registered)>| {
+        for image in &multi.images {
+            write_blobs(image, root, added)?;
+        }
+        let index = &multi.index;
+        put_blob(&root.join("blobs/sha256"), &multi.index_digest, index.len() as u64, added, |f| f.write_all(index))
+    };
+    let entry = &|old: Option<ImageIndex>| {
+        let desc =
+            Descriptor::new(MediaType::ImageIndex, multi.index.len() as u64, spec::parse_digest(&multi.index_digest));
+        tag_entry(old, desc, tag)
+    };
+    write_with(dir, waiting, blobs, entry)
+}
+
+type Added = Vec<(PathBuf, cleanup::Registered)>;
+
+/// The body of every layout write: lock, put the blobs (`blobs`), make the new index.json from
+/// the old (`entry`), and commit, or leave the layout as it was.
+fn write_with(
+    dir: &Path,
+    waiting: &dyn Fn(&str),
+    blobs_of: &dyn Fn(&Path, &mut Added) -> std::io::Result<()>,
+    entry: &dyn Fn(Option<ImageIndex>) -> ImageIndex,
+) -> Result<(), Error> {
     let out_err = |source: std::io::Error| Error::Output { path: dir.to_path_buf(), source };
     let not_layout = |why: &str| Error::NotALayout { dir: dir.to_path_buf(), why: why.to_string() };
     let existed = match fs::metadata(dir) {
@@ -123,8 +152,8 @@ pub fn write(image: &Image, dir: &Path, tag: &str, waiting: &dyn Fn(&str)) -> Re
     let mut added: Vec<(PathBuf, cleanup::Registered)> = Vec::new();
     let result = (|| {
         fs::create_dir_all(&blobs)?;
-        write_blobs(image, dir, &mut added)?;
-        let index = index_with(old, image, tag);
+        blobs_of(dir, &mut added)?;
+        let index = entry(old);
         let (mut tmp, _interrupt) = cleanup::temp_file_in(dir, TMP_INDEX)?;
         tmp.write_all(&spec::canonical(&index))?;
         tmp.as_file().set_permissions(blob_permissions())?;
@@ -267,6 +296,24 @@ fn blob_permissions() -> fs::Permissions {
 
 /// The index with `image` under `tag`, replacing whatever had that tag before.
 fn index_with(old: Option<ImageIndex>, image: &Image, tag: &str) -> ImageIndex {
+    let mut index = tag_entry(old, spec::manifest_descriptor(image), tag);
+    let mut manifests = index.manifests().clone();
+    // The image's artifacts: untagged entries that name their subject.
+    for a in &image.artifacts {
+        let mut d =
+            Descriptor::new(MediaType::ImageManifest, a.manifest.len() as u64, spec::parse_digest(&a.manifest_digest));
+        d.set_artifact_type(Some(MediaType::Other(a.artifact_type.clone())));
+        d.set_annotations(Some(HashMap::from([(SUBJECT.to_string(), image.manifest_digest.clone())])));
+        manifests.retain(|m| m.digest() != d.digest());
+        manifests.push(d);
+    }
+    index.set_manifests(manifests);
+    index
+}
+
+/// The index with `desc` under `tag`, replacing whatever had that tag before; artifacts of
+/// manifests no tag names any more go.
+fn tag_entry(old: Option<ImageIndex>, mut desc: Descriptor, tag: &str) -> ImageIndex {
     let mut index = old.unwrap_or_else(|| {
         ImageIndexBuilder::default()
             .schema_version(2u32)
@@ -278,35 +325,8 @@ fn index_with(old: Option<ImageIndex>, image: &Image, tag: &str) -> ImageIndex {
     index.set_media_type(Some(MediaType::ImageIndex));
     let mut manifests: Vec<Descriptor> =
         index.manifests().iter().filter(|m| ref_name(m) != Some(tag)).cloned().collect();
-    // The manifest's own media type (a pulled image may be a docker v2 manifest).
-    let media_type = serde_json::from_slice::<ImageManifest>(&image.manifest)
-        .ok()
-        .and_then(|m| m.media_type().clone())
-        .unwrap_or(MediaType::ImageManifest);
-    let mut desc = Descriptor::new(media_type, image.manifest.len() as u64, spec::parse_digest(&image.manifest_digest));
     desc.set_annotations(Some(HashMap::from([(REF_NAME.to_string(), tag.to_string())])));
-    let platform = PlatformBuilder::default()
-        .architecture(Arch::from(image.platform.architecture.as_str()))
-        .os(Os::from(image.platform.os.as_str()))
-        .variant(image.platform.variant.clone().unwrap_or_default())
-        .build()
-        .expect("architecture and os are set");
-    let mut platform = platform;
-    if image.platform.variant.is_none() {
-        platform.set_variant(None);
-    }
-    desc.set_platform(Some(platform));
     manifests.push(desc);
-    // The image's artifacts: untagged entries that name their subject. Artifacts of manifests
-    // no tag names any more go.
-    for a in &image.artifacts {
-        let mut d =
-            Descriptor::new(MediaType::ImageManifest, a.manifest.len() as u64, spec::parse_digest(&a.manifest_digest));
-        d.set_artifact_type(Some(MediaType::Other(a.artifact_type.clone())));
-        d.set_annotations(Some(HashMap::from([(SUBJECT.to_string(), image.manifest_digest.clone())])));
-        manifests.retain(|m| m.digest() != d.digest());
-        manifests.push(d);
-    }
     let tagged: Vec<String> =
         manifests.iter().filter(|m| ref_name(m).is_some()).map(|m| m.digest().to_string()).collect();
     manifests.retain(|m| subject_of(m).is_none_or(|s| tagged.iter().any(|t| t == s)));
@@ -526,6 +546,7 @@ fn verify_file(path: &Path, digest: &str, size: u64) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use oci_spec::image::{Arch, Os, PlatformBuilder};
 
     fn desc(arch: &str, variant: Option<&str>, n: u8) -> Descriptor {
         let mut p = PlatformBuilder::default().architecture(Arch::from(arch)).os(Os::Linux).build().unwrap();

@@ -172,6 +172,25 @@ pub struct Image {
     pub artifacts: Vec<artifact::Artifact>,
 }
 
+/// One app's images for several platforms and the OCI image index over them: what a
+/// multi-platform layout or push takes.
+#[derive(Debug, Clone)]
+pub struct MultiImage {
+    pub images: Vec<Image>,
+    pub index: Vec<u8>,
+    pub index_digest: String,
+}
+
+impl MultiImage {
+    /// The index over `images`, in the order given (the order of `--platform`). Attestations
+    /// are not carried into an index yet: the images' artifacts are dropped.
+    pub fn new(images: Vec<Image>) -> MultiImage {
+        let images: Vec<Image> = images.into_iter().map(|i| Image { artifacts: Vec::new(), ..i }).collect();
+        let index = spec::index(&images.iter().collect::<Vec<_>>());
+        MultiImage { index_digest: digest::sha256(&index), images, index }
+    }
+}
+
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 pub const LABEL_CA_SHA256: &str = "dev.ship.ca-bundle.sha256";
 /// ship's version: it decides the compressors' versions, so it decides digests.

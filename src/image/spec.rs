@@ -21,6 +21,39 @@ pub fn canonical<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(&value).expect("a JSON value always serialises")
 }
 
+/// The descriptor of `image`'s manifest with its platform (os, architecture, variant), as an
+/// image index lists it.
+pub fn manifest_descriptor(image: &super::Image) -> Descriptor {
+    // The manifest's own media type (a pulled image may be a docker v2 manifest).
+    let media_type = serde_json::from_slice::<oci_spec::image::ImageManifest>(&image.manifest)
+        .ok()
+        .and_then(|m| m.media_type().clone())
+        .unwrap_or(MediaType::ImageManifest);
+    let mut desc = Descriptor::new(media_type, image.manifest.len() as u64, parse_digest(&image.manifest_digest));
+    let mut platform = oci_spec::image::PlatformBuilder::default()
+        .architecture(Arch::from(image.platform.architecture.as_str()))
+        .os(Os::from(image.platform.os.as_str()))
+        .variant(image.platform.variant.clone().unwrap_or_default())
+        .build()
+        .expect("architecture and os are set");
+    if image.platform.variant.is_none() {
+        platform.set_variant(None);
+    }
+    desc.set_platform(Some(platform));
+    desc
+}
+
+/// An OCI image index over `images` (one per platform, in the order given): canonical JSON.
+pub fn index(images: &[&super::Image]) -> Vec<u8> {
+    let index = oci_spec::image::ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(images.iter().map(|i| manifest_descriptor(i)).collect::<Vec<_>>())
+        .build()
+        .expect("the required fields are set");
+    canonical(&index)
+}
+
 /// RFC 3339 in UTC with second precision, as `created` fields use.
 pub fn rfc3339(epoch: i64) -> Result<String, Error> {
     let t = time::OffsetDateTime::from_unix_timestamp(epoch).map_err(|_| Error::BadEpoch(epoch))?;
