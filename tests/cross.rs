@@ -3,6 +3,7 @@
 //! qemu-aarch64-static.
 
 mod common;
+use common::registry::{Auth, Registry, push};
 use common::*;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -162,7 +163,7 @@ fn image_both(name: &str, out: &str) -> String {
 
 #[test]
 fn two_platforms_make_one_reproducible_index_that_oci_tools_read() {
-    for tool in ["aarch64-linux-gnu-gcc", "skopeo", "oci-image-tool"] {
+    for tool in ["aarch64-linux-gnu-gcc", "skopeo", "oci-image-tool", "podman"] {
         require(tool);
     }
     let t = TempDir::new();
@@ -205,4 +206,23 @@ fn two_platforms_make_one_reproducible_index_that_oci_tools_read() {
     let cfg: serde_json::Value =
         serde_json::from_str(&ok(Command::new("skopeo").args(["inspect", "--config"]).arg(&arm))).unwrap();
     assert_eq!((cfg["architecture"].as_str(), cfg["variant"].as_str()), (Some("arm64"), Some("v8")), "{cfg}");
+
+    // Pushed to distribution: the registry's index is ours, byte for byte, and podman pulls
+    // the amd64 image through the index digest and runs it.
+    let reg = Registry::start(Auth::None);
+    let (success, report, out) = push(&t, &t.join("multi"), &format!("{}/acme/multi:v1", reg.host()), &[], None, &[]);
+    assert!(success, "{out}");
+    assert_eq!(report.unwrap()["digest"], digest.as_str());
+    let remote = ok(Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{}/acme/multi:v1", reg.host())));
+    assert_eq!(ship::image::digest::sha256(remote.as_bytes()), digest, "the registry holds another index");
+    let podman = Podman::new();
+    let pinned = format!("{}/acme/multi@{digest}", reg.host());
+    ok(podman.cmd().args(["pull", "--tls-verify=false", "-q", &pinned]));
+    let port = free_port();
+    ok(podman.cmd().args(["run", "-d", "--name", "multi", "--network=host", "-e", &format!("PORT={port}"), &pinned]));
+    let (status, body) =
+        wait_http(port, "/api/health", Duration::from_secs(30)).expect("no answer from the pulled image");
+    assert_eq!(status, 200, "{body}");
 }

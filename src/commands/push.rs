@@ -11,9 +11,17 @@ pub fn run(ctx: &Context, cmd: &PushCommand) -> Result<(), Error> {
     let (dir, tag) = parse::parse_layout_ref("--from", &cmd.from)?;
     // Every flag is checked before any work.
     parse::timeouts(cmd.upload.registry.timeout.as_deref(), cmd.upload.registry.request_timeout.as_deref())?;
-    let image = crate::image::layout::load(&dir, &tag)?;
+    let loaded = crate::image::layout::load_tagged(&dir, &tag)?;
+    let what = match &loaded {
+        crate::image::layout::Tagged::Image(i) => steps::Pushable::Image(i),
+        crate::image::layout::Tagged::Index(m) => steps::Pushable::Index(m),
+    };
+    let digest = match &loaded {
+        crate::image::layout::Tagged::Image(i) => &i.manifest_digest,
+        crate::image::layout::Tagged::Index(m) => &m.index_digest,
+    };
     if let Some(d) = &reference.digest
-        && *d != image.manifest_digest
+        && d != digest
     {
         return Err(settings::Error::BadValue {
             flag: "REF",
@@ -36,15 +44,8 @@ pub fn run(ctx: &Context, cmd: &PushCommand) -> Result<(), Error> {
             .into());
         }
     }
-    let report = steps::push(
-        ctx,
-        &image,
-        &reference,
-        tags,
-        cmd.mount_from.clone(),
-        &cmd.upload.registry,
-        cmd.upload.concurrency,
-    )?;
+    let report =
+        steps::push(ctx, what, &reference, tags, cmd.mount_from.clone(), &cmd.upload.registry, cmd.upload.concurrency)?;
     if cmd.json {
         print_json(&report);
     } else {

@@ -307,7 +307,7 @@ fn pipeline(ctx: &Context, args: &RunArgs, report: &mut RunReport) -> Result<(),
                 || {
                     steps::push(
                         ctx,
-                        &image,
+                        steps::Pushable::Image(&image),
                         &reference.value,
                         tags.clone(),
                         vec![],

@@ -267,10 +267,42 @@ pub fn write(ctx: &Context, image: &Image, output: &Output) -> Result<(), Error>
     Ok(())
 }
 
-/// Push an image: the blobs the registry lacks, then the manifest under every tag.
+/// What `push` sends: one image, or an index over one image per platform.
+#[derive(Clone, Copy)]
+pub enum Pushable<'a> {
+    Image(&'a Image),
+    Index(&'a image::MultiImage),
+}
+
+impl Pushable<'_> {
+    fn digest(&self) -> &str {
+        match self {
+            Pushable::Image(i) => &i.manifest_digest,
+            Pushable::Index(m) => &m.index_digest,
+        }
+    }
+
+    /// The (first) image, whose config names a registry base.
+    fn first(&self) -> Option<&Image> {
+        match self {
+            Pushable::Image(i) => Some(i),
+            Pushable::Index(m) => m.images.first(),
+        }
+    }
+
+    fn blob_count(&self) -> usize {
+        match self {
+            Pushable::Image(i) => i.layers.len() + 1,
+            Pushable::Index(m) => m.images.iter().map(|i| i.layers.len() + 1).sum::<usize>() + 1,
+        }
+    }
+}
+
+/// Push an image or an index: the blobs the registry lacks, then the manifests, the one a tag
+/// names last, under every tag.
 pub fn push(
     ctx: &Context,
-    image: &Image,
+    what: Pushable<'_>,
     reference: &Reference,
     tags: Vec<String>,
     mut mount_from: Vec<String>,
@@ -280,8 +312,9 @@ pub fn push(
     let client = registry_client(ctx, reference, registry_args)?;
     let cache = settings::cache_dir();
     // An image built on a registry base can mount the base's layers from its repository.
-    let base_repo = serde_json::from_slice::<oci_spec::image::ImageConfiguration>(&image.config)
-        .ok()
+    let base_repo = what
+        .first()
+        .and_then(|image| serde_json::from_slice::<oci_spec::image::ImageConfiguration>(&image.config).ok())
         .and_then(|c| c.config().as_ref()?.labels().as_ref()?.get(LABEL_BASE).cloned())
         .and_then(|b| Reference::parse(&b).ok())
         .filter(|b| b.registry == reference.registry);
@@ -289,11 +322,11 @@ pub fn push(
     mount_from.extend(registry::known::candidates(cache.as_deref(), &reference.registry, &reference.repository));
     ctx.report.step(format!(
         "pushing {} ({} blobs) to {}/{} as {}, credentials: {}",
-        image.manifest_digest,
-        image.layers.len() + 1,
+        what.digest(),
+        what.blob_count(),
         reference.registry,
         reference.repository,
-        if tags.is_empty() { image.manifest_digest.clone() } else { tags.join(", ") },
+        if tags.is_empty() { what.digest().to_string() } else { tags.join(", ") },
         client.credentials.source.describe()
     ));
     let opts = registry::push::Options {
@@ -304,7 +337,10 @@ pub fn push(
         monolithic: std::sync::atomic::AtomicBool::new(registry::push::takes_monolithic(&reference.registry)),
     };
     let progress = PushProgress::new(ctx.report.is_quiet());
-    let result = registry::push::push(&client, &reference.repository, image, &opts, &progress)?;
+    let result = match what {
+        Pushable::Image(image) => registry::push::push(&client, &reference.repository, image, &opts, &progress)?,
+        Pushable::Index(multi) => registry::push::push_multi(&client, &reference.repository, multi, &opts, &progress)?,
+    };
     registry::known::record(cache.as_deref(), &reference.registry, &reference.repository);
     ctx.report.step(format!(
         "pushed {}: {} uploaded, {} skipped, {} mounted, {} sent in {} requests",

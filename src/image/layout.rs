@@ -454,17 +454,53 @@ pub fn read_image(dir: &Path, tag: &str, platform: &Platform) -> Result<BaseImag
     Err(bad("its indexes nest too deeply".into()))
 }
 
+/// What a tag names: one image, or an index over one image per platform.
+pub enum Tagged {
+    Image(Image),
+    Index(super::MultiImage),
+}
+
+/// The image or image index tagged `tag`, exactly as stored (as [`load`]): what `ship push`
+/// uploads.
+pub fn load_tagged(dir: &Path, tag: &str) -> Result<Tagged, Error> {
+    let bad = |why: String| Error::NotALayout { dir: dir.to_path_buf(), why };
+    let desc = tagged(dir, tag)?;
+    let digest = desc.digest().to_string();
+    let bytes = read_blob(dir, &digest)?;
+    if !is_index(desc.media_type()) {
+        return load_manifest(dir, digest, bytes).map(Tagged::Image);
+    }
+    let index: ImageIndex =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("blob {digest} is not an image index ({e})")))?;
+    let mut images = Vec::new();
+    for d in index.manifests() {
+        if is_index(d.media_type()) {
+            return Err(bad(format!("the index {digest} holds another index; ship pushes one level")));
+        }
+        let m = d.digest().to_string();
+        let manifest = read_blob(dir, &m)?;
+        images.push(load_manifest(dir, m, manifest)?);
+    }
+    Ok(Tagged::Index(super::MultiImage { images, index: bytes, index_digest: digest }))
+}
+
 /// The image tagged `tag`, exactly as stored (manifest and config bytes unchanged), with every
-/// manifest and config verified and every layer blob's size checked: what `ship push` uploads.
-/// Image indexes are not images: an error says so.
+/// manifest and config verified and every layer blob's size checked. An index is not an
+/// image: an error says so (see [`load_tagged`]).
 pub fn load(dir: &Path, tag: &str) -> Result<Image, Error> {
     let bad = |why: String| Error::NotALayout { dir: dir.to_path_buf(), why };
     let desc = tagged(dir, tag)?;
     let manifest_digest = desc.digest().to_string();
     let manifest = read_blob(dir, &manifest_digest)?;
     if is_index(desc.media_type()) || serde_json::from_slice::<ImageIndex>(&manifest).is_ok() {
-        return Err(bad(format!("{tag} is an image index; only single-platform images can be pushed")));
+        return Err(bad(format!("{tag} is an image index, not one image")));
     }
+    load_manifest(dir, manifest_digest, manifest)
+}
+
+/// The image whose manifest (`manifest_digest`) is `manifest`, with its artifacts.
+fn load_manifest(dir: &Path, manifest_digest: String, manifest: Vec<u8>) -> Result<Image, Error> {
+    let bad = |why: String| Error::NotALayout { dir: dir.to_path_buf(), why };
     let doc: ImageManifest = serde_json::from_slice(&manifest)
         .map_err(|e| bad(format!("manifest {manifest_digest} is not an image manifest ({e})")))?;
     // Layer bytes are checked by the registry against their digest on upload, and a blob the

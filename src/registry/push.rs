@@ -540,6 +540,88 @@ pub fn push(
     opts: &Options,
     progress: &dyn Progress,
 ) -> Result<Report, Error> {
+    push_refs(client, repo, image, opts, &opts.tags, progress)
+}
+
+/// Push the images of `multi` by digest, then its index under every tag (or by its digest):
+/// the registry's digest of the index must be ours. The report counts every image's blobs.
+pub fn push_multi(
+    client: &Client,
+    repo: &str,
+    multi: &crate::image::MultiImage,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<Report, Error> {
+    let mut blobs: Vec<BlobReport> = Vec::new();
+    let mut referrers = Vec::new();
+    for image in &multi.images {
+        let r = push_refs(client, repo, image, opts, &[], progress)?;
+        // The generated base layer is one blob for every platform: report it once.
+        blobs.extend(r.blobs.into_iter().filter(|b| !blobs.iter().any(|x| x.digest == b.digest)).collect::<Vec<_>>());
+        referrers.extend(r.referrers);
+    }
+    put_manifest(client, repo, &multi.index, &multi.index_digest, crate::image::spec::INDEX_MEDIA_TYPE, &opts.tags)?;
+    Ok(report(client, repo, &multi.index_digest, opts, blobs, referrers))
+}
+
+/// PUT `manifest` (`digest`, `media_type`) under each of `tags`, or by its digest without one.
+fn put_manifest(
+    client: &Client,
+    repo: &str,
+    manifest: &[u8],
+    digest: &str,
+    media_type: &str,
+    tags: &[String],
+) -> Result<(), Error> {
+    let refs: Vec<String> = if tags.is_empty() { vec![digest.to_string()] } else { tags.to_vec() };
+    for r in &refs {
+        let resp = client.send(Method::PUT, &format!("/v2/{repo}/manifests/{r}"), &scope(repo), true, &|rb| {
+            rb.header("content-type", media_type).body(manifest.to_vec())
+        })?;
+        if resp.status() != StatusCode::CREATED {
+            return Err(client.status_error(resp, &format!("pushing the manifest as {r}"), repo));
+        }
+        let got = resp.headers().get("docker-content-digest").and_then(|d| d.to_str().ok()).map(str::to_string);
+        if let Some(got) = got.filter(|g| *g != digest) {
+            return Err(Error::DigestMismatch { registry: client.registry.clone(), want: digest.to_string(), got });
+        }
+    }
+    Ok(())
+}
+
+fn report(
+    client: &Client,
+    repo: &str,
+    digest: &str,
+    opts: &Options,
+    reports: Vec<BlobReport>,
+    referrers: Vec<Referrer>,
+) -> Report {
+    let count = |o| reports.iter().filter(|r| r.outcome == o).count();
+    Report {
+        reference: format!("{}/{repo}@{digest}", client.registry),
+        digest: digest.to_string(),
+        tags: opts.tags.clone(),
+        // The image's own blobs; artifacts (a new provenance every build) are counted apart.
+        bytes_uploaded: reports.iter().map(|r| r.bytes_sent).sum(),
+        blobs_skipped: count(Outcome::Skipped),
+        blobs_mounted: count(Outcome::Mounted),
+        blobs_uploaded: count(Outcome::Uploaded),
+        requests: client.stats.requests.load(Ordering::Relaxed),
+        blobs: reports,
+        referrers,
+    }
+}
+
+/// Push `image`'s blobs, then its manifest under `tags` (or by digest), then its artifacts.
+fn push_refs(
+    client: &Client,
+    repo: &str,
+    image: &Image,
+    opts: &Options,
+    tags: &[String],
+    progress: &dyn Progress,
+) -> Result<Report, Error> {
     let blobs = sources(image);
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
@@ -572,43 +654,14 @@ pub fn push(
         .and_then(|m| m.media_type().clone())
         .map(|t| t.to_string())
         .unwrap_or_else(|| crate::image::spec::MANIFEST_MEDIA_TYPE.to_string());
-    let refs: Vec<String> = if opts.tags.is_empty() { vec![image.manifest_digest.clone()] } else { opts.tags.clone() };
-    for r in &refs {
-        let resp = client.send(Method::PUT, &format!("/v2/{repo}/manifests/{r}"), &scope(repo), true, &|rb| {
-            rb.header("content-type", media_type.as_str()).body(image.manifest.clone())
-        })?;
-        if resp.status() != StatusCode::CREATED {
-            return Err(client.status_error(resp, &format!("pushing the manifest as {r}"), repo));
-        }
-        let got = resp.headers().get("docker-content-digest").and_then(|d| d.to_str().ok()).map(str::to_string);
-        if let Some(got) = got.filter(|g| *g != image.manifest_digest) {
-            return Err(Error::DigestMismatch {
-                registry: client.registry.clone(),
-                want: image.manifest_digest.clone(),
-                got,
-            });
-        }
-    }
+    put_manifest(client, repo, &image.manifest, &image.manifest_digest, &media_type, tags)?;
     // The artifacts come after the image: their subject must exist first where the registry
     // checks it.
     let mut referrers = Vec::new();
     for a in &image.artifacts {
         referrers.push(push_artifact(client, repo, &image.manifest_digest, a, opts, progress)?);
     }
-    let count = |o| reports.iter().filter(|r| r.outcome == o).count();
-    Ok(Report {
-        reference: format!("{}/{repo}@{}", client.registry, image.manifest_digest),
-        digest: image.manifest_digest.clone(),
-        tags: opts.tags.clone(),
-        // The image's own blobs; artifacts (a new provenance every build) are counted apart.
-        bytes_uploaded: reports.iter().map(|r| r.bytes_sent).sum(),
-        blobs_skipped: count(Outcome::Skipped),
-        blobs_mounted: count(Outcome::Mounted),
-        blobs_uploaded: count(Outcome::Uploaded),
-        requests: client.stats.requests.load(Ordering::Relaxed),
-        blobs: reports,
-        referrers,
-    })
+    Ok(report(client, repo, &image.manifest_digest, opts, reports, referrers))
 }
 
 #[cfg(test)]
