@@ -143,6 +143,10 @@ pub struct DoctorCommand {
     /// Image reference whose registry credentials to check (default: [image] name in ship.toml).
     #[arg(long, value_name = "REF")]
     pub image: Option<String>,
+    /// Platforms to check the cross-compilation pieces for (default: report every other one
+    /// ship builds for, without failing).
+    #[arg(long, value_name = "OS/ARCH[,OS/ARCH]")]
+    pub platform: Option<String>,
 }
 
 /// How to reach and log in to a registry.

@@ -226,3 +226,34 @@ fn two_platforms_make_one_reproducible_index_that_oci_tools_read() {
         wait_http(port, "/api/health", Duration::from_secs(30)).expect("no answer from the pulled image");
     assert_eq!(status, 200, "{body}");
 }
+
+#[test]
+fn doctor_says_what_a_platform_lacks_and_how_to_add_it() {
+    require("aarch64-linux-gnu-gcc");
+    let t = TempDir::new();
+    // Everything here: ok, and the linker it would use.
+    let (_, stdout, _) = run(ship().args(["doctor", "--platform", "linux/arm64"]).current_dir(t.path()));
+    let ready = stdout.lines().find(|l| l.contains("platform linux/arm64")).unwrap_or_default().to_string();
+    assert!(
+        ready.starts_with("ok   platform linux/arm64: Rust std, ") && ready.contains("static glibc; links with"),
+        "{stdout}"
+    );
+    // Without the cross compiler on PATH: a problem, with the packages to install.
+    let bin = t.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in ["cargo", "rustc"] {
+        std::os::unix::fs::symlink(sysroot_bin(tool), bin.join(tool)).unwrap();
+    }
+    let (success, out, _) =
+        run(ship().args(["doctor", "--platform", "linux/arm64"]).current_dir(t.path()).env("PATH", &bin));
+    assert!(!success, "a missing piece of an asked-for platform is a problem: {out}");
+    assert!(
+        out.contains(
+            "FAIL platform linux/arm64: no C cross compiler for linux/arm64 (aarch64-linux-gnu-gcc is not on PATH)\n     fix: install gcc-aarch64-linux-gnu (Debian, Ubuntu: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross)"
+        ),
+        "{out}"
+    );
+    // Not asked for: said, not counted.
+    let (_, out, _) = run(ship().arg("doctor").current_dir(t.path()).env("PATH", &bin));
+    assert!(out.contains("warn platform linux/arm64: no C cross compiler"), "{out}");
+}

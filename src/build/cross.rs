@@ -64,9 +64,22 @@ pub struct Tools {
     pub ar: Option<PathBuf>,
 }
 
+/// A missing piece: what is missing, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    pub what: String,
+    pub fix: String,
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.what, self.fix)
+    }
+}
+
 /// Check that everything a static build for `p` needs is here: the Rust standard library for
-/// the target, the C cross compiler, and its static glibc. `Err` is the sentence to print.
-pub fn check(rustc: &Path, path: Option<&OsString>, p: &Platform) -> Result<Tools, String> {
+/// the target, the C cross compiler, and its static glibc.
+pub fn check(rustc: &Path, path: Option<&OsString>, p: &Platform) -> Result<Tools, Missing> {
     let libdir = Command::new(rustc)
         .args(["--print", "target-libdir", "--target", p.triple])
         .output()
@@ -80,17 +93,18 @@ pub fn check(rustc: &Path, path: Option<&OsString>, p: &Platform) -> Result<Tool
         })
     });
     if !has_std {
-        return Err(format!(
-            "the Rust standard library for {} ({}) is not installed: run `rustup target add {}`",
-            p.triple, p.oci, p.triple
-        ));
+        return Err(Missing {
+            what: format!("the Rust standard library for {} ({}) is not installed", p.triple, p.oci),
+            fix: format!("run `rustup target add {}`", p.triple),
+        });
     }
     let gcc_name = format!("{}-gcc", p.gnu);
-    let gcc = find_in(path, &gcc_name).ok_or_else(|| {
-        format!(
-            "no C cross compiler for {} ({gcc_name} is not on PATH): install {} (Debian, Ubuntu: apt-get install {} {})",
-            p.oci, p.gcc_package, p.gcc_package, p.libc_package
-        )
+    let gcc = find_in(path, &gcc_name).ok_or_else(|| Missing {
+        what: format!("no C cross compiler for {} ({gcc_name} is not on PATH)", p.oci),
+        fix: format!(
+            "install {} (Debian, Ubuntu: apt-get install {} {})",
+            p.gcc_package, p.gcc_package, p.libc_package
+        ),
     })?;
     let libc = Command::new(&gcc)
         .arg("-print-file-name=libc.a")
@@ -100,10 +114,10 @@ pub fn check(rustc: &Path, path: Option<&OsString>, p: &Platform) -> Result<Tool
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
     // gcc prints the bare name back when it has no such file.
     if !libc.is_some_and(|l| l.is_absolute() && l.is_file()) {
-        return Err(format!(
-            "{gcc_name} has no static glibc (libc.a) for {}: install {} (Debian, Ubuntu: apt-get install {})",
-            p.oci, p.libc_package, p.libc_package
-        ));
+        return Err(Missing {
+            what: format!("{gcc_name} has no static glibc (libc.a) for {}", p.oci),
+            fix: format!("install {} (Debian, Ubuntu: apt-get install {})", p.libc_package, p.libc_package),
+        });
     }
     Ok(Tools { gcc, ar: find_in(path, &format!("{}-ar", p.gnu)) })
 }
@@ -161,20 +175,20 @@ mod tests {
         let bin = d.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         let path = OsString::from(&bin);
-        let err = check(&rustc, Some(&path), &arm).unwrap_err();
+        let err = check(&rustc, Some(&path), &arm).unwrap_err().to_string();
         assert_eq!(
             err,
             "the Rust standard library for aarch64-unknown-linux-gnu (linux/arm64) is not installed: \
              run `rustup target add aarch64-unknown-linux-gnu`"
         );
         std::fs::write(libdir.join("libstd-0123abcd.rlib"), b"").unwrap();
-        let err = check(&rustc, Some(&path), &arm).unwrap_err();
+        let err = check(&rustc, Some(&path), &arm).unwrap_err().to_string();
         assert!(err.starts_with("no C cross compiler for linux/arm64 (aarch64-linux-gnu-gcc is not on PATH)"), "{err}");
         // A gcc without the static glibc prints the bare name back.
         let gcc = bin.join("aarch64-linux-gnu-gcc");
         std::fs::write(&gcc, "#!/bin/sh\necho libc.a\n").unwrap();
         std::fs::set_permissions(&gcc, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let err = check(&rustc, Some(&path), &arm).unwrap_err();
+        let err = check(&rustc, Some(&path), &arm).unwrap_err().to_string();
         assert!(err.contains("has no static glibc (libc.a) for linux/arm64: install libc6-dev-arm64-cross"), "{err}");
         let libc = d.path().join("libc.a");
         std::fs::write(&libc, b"").unwrap();

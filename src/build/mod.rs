@@ -143,7 +143,10 @@ pub fn build(req: &Request, toolchain: &Toolchain, warn: &mut dyn FnMut(&str)) -
     // Another platform than the host's: every piece is checked before cargo starts.
     let cross_to = req.platform.filter(|p| p.triple != host);
     let cross_tools = match &cross_to {
-        Some(p) => Some(cross::check(&rustc, envs.get(std::ffi::OsStr::new("PATH")), p).map_err(Error::MissingCross)?),
+        Some(p) => Some(
+            cross::check(&rustc, envs.get(std::ffi::OsStr::new("PATH")), p)
+                .map_err(|m| Error::MissingCross(m.to_string()))?,
+        ),
         None => None,
     };
     let target = cross_to.map_or(host.clone(), |p| p.triple.to_string());

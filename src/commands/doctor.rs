@@ -56,6 +56,40 @@ pub fn run(cmd: &DoctorCommand, config_path: Option<&std::path::Path>) -> Result
             None => println!("warn {name}: not found ({fix})"),
         }
     }
+    // Cross builds: what each platform other than this machine's needs. Asked for with
+    // --platform, a missing piece is a problem; otherwise it is said, not counted.
+    let asked = settings::platforms(&crate::cli::BuildArgs { platform: cmd.platform.clone(), ..Default::default() });
+    let (platforms, required) = match (&cmd.platform, asked) {
+        (Some(_), Ok(ps)) => (ps.into_iter().flatten().collect::<Vec<_>>(), true),
+        (Some(_), Err(e)) => {
+            line(false, format!("platform: {e}"), e.hint().as_deref());
+            (Vec::new(), true)
+        }
+        (None, _) => (crate::build::cross::PLATFORMS.to_vec(), false),
+    };
+    let rustc = tool("rustc");
+    let path = std::env::var_os("PATH");
+    for p in platforms.iter().filter(|p| Some(**p) != crate::build::cross::host()) {
+        let Some(rustc) = &rustc else { break };
+        match crate::build::cross::check(rustc, path.as_ref(), p) {
+            Ok(tools) => {
+                let mold = tool("mold")
+                    .and_then(|m| std::process::Command::new(m).arg("--version").output().ok())
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+                let linker = match mold {
+                    Some(v) if crate::build::cross::mold_proven(&v, p) => "mold".to_string(),
+                    _ => format!("GNU ld through {}", tools.gcc.display()),
+                };
+                line(
+                    true,
+                    format!("platform {}: Rust std, {}, static glibc; links with {linker}", p.oci, tools.gcc.display()),
+                    None,
+                );
+            }
+            Err(m) if required => line(false, format!("platform {}: {}", p.oci, m.what), Some(&m.fix)),
+            Err(m) => println!("warn platform {}: {} ({} to build for it)", p.oci, m.what, m.fix),
+        }
+    }
     let reference = cmd.image.clone().or_else(|| loaded.file.image.name.clone());
     match reference.map(|r| Reference::parse(&r)) {
         Some(Ok(r)) => match settings::registry_inputs(&RegistryArgs::default(), &mut std::io::empty()) {
