@@ -327,6 +327,9 @@ pub struct ToolchainCommand {
     /// Cargo.toml of the project whose flake provides the toolchain.
     #[arg(long, value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
+    /// Also say whether this toolchain can build for these platforms, and what is missing.
+    #[arg(long, value_name = "OS/ARCH[,OS/ARCH]")]
+    pub platform: Option<String>,
     /// Print as JSON.
     #[arg(long)]
     pub json: bool,

@@ -20,6 +20,11 @@ fn build_arm64(name: &str) -> serde_json::Value {
     serde_json::from_str(&out).unwrap()
 }
 
+/// The major version in `mold --version`'s output.
+fn mold_major(version: Option<&str>) -> Option<u32> {
+    version?.split_whitespace().nth(1)?.split('.').next()?.parse().ok()
+}
+
 fn readelf(args: &[&str], bin: &std::path::Path) -> String {
     ok(Command::new("readelf").args(args).arg(bin))
 }
@@ -36,8 +41,7 @@ fn an_arm64_build_is_static_aarch64_reproducible_and_serves_under_qemu() {
     // The linker the facts name is the one ship may trust for aarch64: mold from 2.0 on, else
     // the cross gcc's GNU ld, with a warning that says why.
     let mold = host_tool("mold").map(|m| ok(Command::new(m).arg("--version")));
-    let mold_major = mold.as_deref().and_then(|v| v.split_whitespace().nth(1)?.split('.').next()?.parse::<u32>().ok());
-    if mold_major.is_some_and(|m| m >= 2) {
+    if mold_major(mold.as_deref()).is_some_and(|m| m >= 2) {
         assert_eq!(facts["linker"], "mold", "{facts}");
     } else {
         assert_eq!(facts["linker"], "gnu-ld", "{facts}");
@@ -256,4 +260,38 @@ fn doctor_says_what_a_platform_lacks_and_how_to_add_it() {
     // Not asked for: said, not counted.
     let (_, out, _) = run(ship().arg("doctor").current_dir(t.path()).env("PATH", &bin));
     assert!(out.contains("warn platform linux/arm64: no C cross compiler"), "{out}");
+}
+
+#[test]
+fn toolchain_says_whether_it_can_build_for_a_platform() {
+    require("aarch64-linux-gnu-gcc");
+    let t = TempDir::new();
+    let ready: serde_json::Value = serde_json::from_str(&ok(ship()
+        .args(["toolchain", "--json", "--toolchain", "host", "--platform", "linux/arm64"])
+        .current_dir(t.path())))
+    .unwrap();
+    let arm = &ready["platforms"][0];
+    assert_eq!((arm["platform"].as_str(), arm["ready"].as_bool()), (Some("linux/arm64"), Some(true)), "{ready}");
+    let mold = host_tool("mold").map(|m| ok(Command::new(m).arg("--version")));
+    if mold_major(mold.as_deref()).is_some_and(|m| m >= 2) {
+        assert_eq!(arm["linker"], "mold", "{arm}");
+    } else {
+        assert_eq!(arm["linker"], "GNU ld through /usr/bin/aarch64-linux-gnu-gcc", "{arm}");
+    }
+    // A toolchain without the cross compiler: the command fails and says what to install.
+    let bin = t.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in ["cargo", "rustc"] {
+        std::os::unix::fs::symlink(sysroot_bin(tool), bin.join(tool)).unwrap();
+    }
+    let (success, stdout, stderr) = run(ship()
+        .args(["toolchain", "--toolchain", "host", "--platform", "linux/arm64"])
+        .current_dir(t.path())
+        .env("PATH", &bin));
+    assert!(!success, "{stdout}");
+    assert!(
+        stdout.contains("linux/arm64: no C cross compiler for linux/arm64 (aarch64-linux-gnu-gcc is not on PATH)\n  fix: install gcc-aarch64-linux-gnu"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("error: this toolchain cannot build for 1 of the platforms asked for"), "{stderr}");
 }
