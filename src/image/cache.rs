@@ -74,17 +74,7 @@ impl LayerCache {
 
 /// Whether the file at `path` is exactly the blob `digest` of `size` bytes.
 pub fn verified(path: &Path, digest: &str, size: u64) -> bool {
-    let Ok(meta) = std::fs::metadata(path) else { return false };
-    if !meta.is_file() || meta.len() != size {
-        return false;
-    }
-    let Ok(file) = std::fs::File::open(path) else { return false };
-    let mut w = digest::HashingWriter::new(std::io::sink());
-    if std::io::copy(&mut std::io::BufReader::with_capacity(1 << 20, file), &mut w).is_err() {
-        return false;
-    }
-    let (_, got, n) = w.finish();
-    got == digest && n == size
+    digest::verify_file(path, digest, size).is_ok()
 }
 
 #[cfg(test)]

@@ -14,6 +14,37 @@ pub fn hex_part(digest: &str) -> Option<&str> {
     (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))).then_some(hex)
 }
 
+/// Check that the file at `path` is exactly the blob `digest` of `size` bytes (a wrong size is
+/// caught before any hashing); the error says what is wrong with it.
+pub fn verify_file(path: &std::path::Path, digest: &str, size: u64) -> Result<(), String> {
+    let unreadable = |e: io::Error| format!("blob {digest} cannot be read ({e})");
+    let mismatch = || format!("blob {digest} does not match its digest or size");
+    if std::fs::metadata(path).map_err(unreadable)?.len() != size {
+        return Err(mismatch());
+    }
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut w = HashingWriter::new(io::sink());
+    io::copy(&mut io::BufReader::with_capacity(1 << 20, file), &mut w).map_err(unreadable)?;
+    let (_, got, n) = w.finish();
+    if got != digest || n != size {
+        return Err(mismatch());
+    }
+    Ok(())
+}
+
+/// Blobs are world-readable, like every registry's and tool's.
+pub fn blob_permissions() -> std::fs::Permissions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::Permissions::from_mode(0o644)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(".").unwrap().permissions()
+    }
+}
+
 /// A writer that hashes and counts everything passing through it.
 pub struct HashingWriter<W> {
     inner: W,

@@ -268,7 +268,7 @@ impl Layer {
         };
         let (writer, blob_digest, size) = out.finish();
         let file = writer.into_inner().map_err(|e| staging_err(e.into_error()))?;
-        set_blob_mode(&file).map_err(staging_err)?;
+        file.set_permissions(digest::blob_permissions()).map_err(staging_err)?;
         Ok(Layer {
             media_type: compression.media_type().to_string(),
             digest: blob_digest,
@@ -362,17 +362,6 @@ impl Layer {
         }
         Ok(n)
     }
-}
-
-/// Blobs are world-readable, like every registry's and tool's.
-pub fn set_blob_mode(file: &std::fs::File) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    }
-    let _ = file;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -156,7 +156,7 @@ fn write_with(
         let index = entry(old);
         let (mut tmp, _interrupt) = cleanup::temp_file_in(dir, TMP_INDEX)?;
         tmp.write_all(&spec::canonical(&index))?;
-        tmp.as_file().set_permissions(blob_permissions())?;
+        tmp.as_file().set_permissions(digest::blob_permissions())?;
         // The commit: after it the tag is there and nothing is removed on an interrupt.
         cleanup::commit(|| {
             tmp.persist(dir.join("index.json")).map_err(|e| e.error)?;
@@ -268,30 +268,18 @@ fn put_blob(
     let target = blobs.join(hex);
     // A blob already under its digest's name is trusted only if it hashes to it: a disk error,
     // another tool or a hand edit may have damaged it. Hashing is cheap next to compressing.
-    if verify_file(&target, digest, size).is_ok() {
+    if digest::verify_file(&target, digest, size).is_ok() {
         return Ok(());
     }
     let (mut tmp, _interrupt) = cleanup::temp_file_in(blobs, TMP_BLOB)?;
     write(tmp.as_file_mut())?;
-    tmp.as_file().set_permissions(blob_permissions())?;
+    tmp.as_file().set_permissions(digest::blob_permissions())?;
     let guard = cleanup::commit(|| {
         tmp.persist(&target).map_err(|e| e.error)?;
         Ok::<_, std::io::Error>(cleanup::file(&target))
     })?;
     added.push((target, guard));
     Ok(())
-}
-
-fn blob_permissions() -> fs::Permissions {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::Permissions::from_mode(0o644)
-    }
-    #[cfg(not(unix))]
-    {
-        fs::metadata(".").unwrap().permissions()
-    }
 }
 
 /// The index with `image` under `tag`, replacing whatever had that tag before.
@@ -554,7 +542,7 @@ fn read_manifest(dir: &Path, manifest: &ImageManifest, verify: Verify) -> Result
         let hex = digest::hex_part(&digest).ok_or_else(|| bad(format!("a layer has a malformed digest {digest:?}")))?;
         let path = dir.join("blobs/sha256").join(hex);
         match verify {
-            Verify::Digest => verify_file(&path, &digest, size).map_err(bad)?,
+            Verify::Digest => digest::verify_file(&path, &digest, size).map_err(bad)?,
             Verify::Size => {
                 let len = fs::metadata(&path).map_err(|e| bad(format!("blob {digest} cannot be read ({e})")))?.len();
                 if len != size {
@@ -565,18 +553,6 @@ fn read_manifest(dir: &Path, manifest: &ImageManifest, verify: Verify) -> Result
         layers.push(Layer::from_file(d.media_type().to_string(), digest, diff_id, size, path));
     }
     Ok(BaseImage { config, layers })
-}
-
-fn verify_file(path: &Path, digest: &str, size: u64) -> Result<(), String> {
-    let file = fs::File::open(path).map_err(|e| format!("blob {digest} cannot be read ({e})"))?;
-    let mut w = digest::HashingWriter::new(std::io::sink());
-    std::io::copy(&mut std::io::BufReader::with_capacity(1 << 20, file), &mut w)
-        .map_err(|e| format!("blob {digest} cannot be read ({e})"))?;
-    let (_, got, n) = w.finish();
-    if got != digest || n != size {
-        return Err(format!("blob {digest} does not match its digest or size"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

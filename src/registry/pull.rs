@@ -62,7 +62,7 @@ fn get_blob(client: &Client, repo: &str, digest: &str, size: u64, dir: &Path) ->
         let _ = std::fs::remove_file(&path);
         return Err(corrupt(client, format!("blob {digest}")));
     }
-    crate::image::layer::set_blob_mode(&file).map_err(io)?;
+    file.set_permissions(digest::blob_permissions()).map_err(io)?;
     Ok(path)
 }
 
