@@ -69,6 +69,17 @@ impl Artifact {
         })
     }
 
+    /// Its manifest's descriptor, with its artifact type, as an index lists it.
+    pub fn descriptor(&self) -> Descriptor {
+        let mut d = Descriptor::new(
+            MediaType::ImageManifest,
+            self.manifest.len() as u64,
+            spec::parse_digest(&self.manifest_digest),
+        );
+        d.set_artifact_type(Some(MediaType::Other(self.artifact_type.clone())));
+        d
+    }
+
     /// The digest of the manifest it is about.
     pub fn subject(&self) -> Option<String> {
         let m: oci_spec::image::ImageManifest = serde_json::from_slice(&self.manifest).ok()?;

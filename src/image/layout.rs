@@ -12,7 +12,7 @@ use super::layer::Layer;
 use super::spec;
 use super::{Error, Image, artifact, digest};
 use crate::cleanup;
-use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType};
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
@@ -288,9 +288,7 @@ fn index_with(old: Option<ImageIndex>, image: &Image, tag: &str) -> ImageIndex {
     let mut manifests = index.manifests().clone();
     // The image's artifacts: untagged entries that name their subject.
     for a in &image.artifacts {
-        let mut d =
-            Descriptor::new(MediaType::ImageManifest, a.manifest.len() as u64, spec::parse_digest(&a.manifest_digest));
-        d.set_artifact_type(Some(MediaType::Other(a.artifact_type.clone())));
+        let mut d = a.descriptor();
         d.set_annotations(Some(HashMap::from([(SUBJECT.to_string(), image.manifest_digest.clone())])));
         manifests.retain(|m| m.digest() != d.digest());
         manifests.push(d);
@@ -302,13 +300,7 @@ fn index_with(old: Option<ImageIndex>, image: &Image, tag: &str) -> ImageIndex {
 /// The index with `desc` under `tag`, replacing whatever had that tag before; artifacts of
 /// manifests no tag names any more go.
 fn tag_entry(old: Option<ImageIndex>, mut desc: Descriptor, tag: &str) -> ImageIndex {
-    let mut index = old.unwrap_or_else(|| {
-        ImageIndexBuilder::default()
-            .schema_version(2u32)
-            .manifests(vec![])
-            .build()
-            .expect("the required fields are set")
-    });
+    let mut index = old.unwrap_or_else(|| spec::new_index(Vec::new()));
     index.set_schema_version(2);
     index.set_media_type(Some(MediaType::ImageIndex));
     let mut manifests: Vec<Descriptor> =

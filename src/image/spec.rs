@@ -43,15 +43,19 @@ pub fn manifest_descriptor(image: &super::Image) -> Descriptor {
     desc
 }
 
-/// An OCI image index over `images` (one per platform, in the order given): canonical JSON.
-pub fn index(images: &[&super::Image]) -> Vec<u8> {
-    let index = oci_spec::image::ImageIndexBuilder::default()
+/// An OCI image index (schema 2, with its media type) listing `manifests`.
+pub fn new_index(manifests: Vec<Descriptor>) -> oci_spec::image::ImageIndex {
+    oci_spec::image::ImageIndexBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageIndex)
-        .manifests(images.iter().map(|i| manifest_descriptor(i)).collect::<Vec<_>>())
+        .manifests(manifests)
         .build()
-        .expect("the required fields are set");
-    canonical(&index)
+        .expect("the required fields are set")
+}
+
+/// An OCI image index over `images` (one per platform, in the order given): canonical JSON.
+pub fn index(images: &[&super::Image]) -> Vec<u8> {
+    canonical(&new_index(images.iter().map(|i| manifest_descriptor(i)).collect()))
 }
 
 /// RFC 3339 in UTC with second precision, as `created` fields use.

@@ -6,7 +6,7 @@ use super::client::Client;
 use crate::image::Image;
 use crate::image::artifact::{self, Artifact};
 use crate::image::layer::Blob;
-use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
+use oci_spec::image::ImageIndex;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use std::io::{Read, Seek, SeekFrom};
@@ -127,23 +127,12 @@ fn push_artifact(
                 detail: format!("it is not an image index ({e})"),
             })?
         }
-        StatusCode::NOT_FOUND => ImageIndexBuilder::default()
-            .schema_version(2u32)
-            .media_type(MediaType::ImageIndex)
-            .manifests(vec![])
-            .build()
-            .expect("the required fields are set"),
+        StatusCode::NOT_FOUND => crate::image::spec::new_index(Vec::new()),
         _ => return Err(client.status_error(got, &format!("reading the referrers index {tag}"), repo)),
     };
     let mut manifests = index.manifests().clone();
     if !manifests.iter().any(|m| m.digest().to_string() == a.manifest_digest) {
-        let mut d = Descriptor::new(
-            MediaType::ImageManifest,
-            a.manifest.len() as u64,
-            crate::image::spec::parse_digest(&a.manifest_digest),
-        );
-        d.set_artifact_type(Some(MediaType::Other(a.artifact_type.clone())));
-        manifests.push(d);
+        manifests.push(a.descriptor());
         index.set_manifests(manifests);
         let body = crate::image::spec::canonical(&index);
         let put = client.send(Method::PUT, &url, &sc, true, &|rb| {
