@@ -10,6 +10,39 @@ pub mod reference;
 
 pub use reference::Reference;
 
+/// Run `f` on each of `items` on at most `workers` threads (this one among them); once one
+/// fails, no further item starts. The results stand in the items' order, `None` for an item
+/// that never started. Blob transfers, whose time is mostly waiting on the network, overlap.
+pub(crate) fn bounded<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    f: impl Fn(&T) -> Result<R, Error> + Sync,
+) -> Vec<Option<Result<R, Error>>> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Vec<std::sync::Mutex<Option<Result<R, Error>>>> =
+        items.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let worker = || {
+        while !failed.load(Ordering::Relaxed) {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(i) else { break };
+            let r = f(item);
+            if r.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..workers.clamp(1, items.len().max(1)) {
+            s.spawn(worker);
+        }
+        worker();
+    });
+    results.into_iter().map(|r| r.into_inner().unwrap_or_else(|e| e.into_inner())).collect()
+}
+
 /// What a registry said about an error, shown in parentheses after the sentence; nothing at
 /// all when it said nothing (never an empty `()`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

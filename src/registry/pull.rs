@@ -118,28 +118,10 @@ pub fn pull_reusing(
         }
         Ok((get_blob(client, repo, &digest, d.size(), dir)?, true))
     };
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let paths: Vec<std::sync::Mutex<Option<Result<Fetched, Error>>>> =
-        doc.layers().iter().map(|_| std::sync::Mutex::new(None)).collect();
-    std::thread::scope(|s| {
-        for _ in 0..doc.layers().len().clamp(1, 3) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(d) = doc.layers().get(i) else { break };
-                    let r = fetch(d);
-                    let failed = r.is_err();
-                    *paths[i].lock().expect("no fetch panics holding it") = Some(r);
-                    if failed {
-                        break;
-                    }
-                }
-            });
-        }
-    });
+    let paths = super::bounded(doc.layers(), 3, fetch);
     let mut layers = Vec::new();
     for ((d, diff_id), path) in doc.layers().iter().zip(diff_ids).zip(paths) {
-        let (path, downloaded) = match path.into_inner().expect("no fetch panicked") {
+        let (path, downloaded) = match path {
             Some(p) => p?,
             None => continue,
         };

@@ -10,8 +10,8 @@ use oci_spec::image::ImageIndex;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use std::io::{Read, Seek, SeekFrom};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// GHCR rejects PATCH bodies over 4 MiB; the same cap suits every registry.
 pub const MAX_CHUNK: u64 = 4 << 20;
@@ -612,31 +612,13 @@ fn push_refs(
     progress: &dyn Progress,
 ) -> Result<Report, Error> {
     let blobs = sources(image);
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let results: Mutex<Vec<Result<BlobReport, Error>>> = Mutex::new(Vec::new());
-    let worker = || {
-        while !failed.load(Ordering::Relaxed) {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(src) = blobs.get(i) else { break };
-            let r = push_blob(client, repo, src, opts, progress);
-            if r.is_err() {
-                failed.store(true, Ordering::Relaxed);
-            }
-            results.lock().expect("results lock").push(r);
-        }
-    };
-    std::thread::scope(|s| {
-        for _ in 1..opts.concurrency.clamp(1, blobs.len().max(1)) {
-            s.spawn(worker);
-        }
-        worker();
-    });
     let mut reports = Vec::new();
-    for r in results.into_inner().expect("results lock") {
+    for r in super::bounded(&blobs, opts.concurrency, |src| push_blob(client, repo, src, opts, progress))
+        .into_iter()
+        .flatten()
+    {
         reports.push(r?);
     }
-    reports.sort_by_key(|r| blobs.iter().position(|b| b.digest == r.digest));
 
     let media_type = serde_json::from_slice::<oci_spec::image::ImageManifest>(&image.manifest)
         .ok()
