@@ -126,10 +126,10 @@ impl Tree {
         self.write_tar(mtime, Vec::new())
     }
 
-    /// The digest (diff_id) and size of this tree's tar, without keeping the tar.
-    pub fn tar_digest(&self, mtime: u64) -> Result<(String, u64), Error> {
-        let (_, digest, size) = self.write_tar(mtime, digest::HashingWriter::new(std::io::sink()))?.finish();
-        Ok((digest, size))
+    /// The digest (diff_id) of this tree's tar, without keeping the tar.
+    pub fn tar_digest(&self, mtime: u64) -> Result<String, Error> {
+        let (_, digest, _) = self.write_tar(mtime, digest::HashingWriter::new(std::io::sink()))?.finish();
+        Ok(digest)
     }
 
     /// Write the tar of this tree to `out`: entries in byte order of their paths, every mtime
@@ -212,8 +212,6 @@ pub struct Layer {
     pub diff_id: String,
     /// Size of the compressed blob.
     pub size: u64,
-    /// Size of the uncompressed tar, when ship made it (docker-archive needs it up front).
-    pub tar_size: Option<u64>,
     blob: Blob,
 }
 
@@ -226,7 +224,6 @@ impl Layer {
             digest: digest::sha256(&blob),
             diff_id: digest::sha256(&tar),
             size: blob.len() as u64,
-            tar_size: Some(tar.len() as u64),
             blob: Blob::Memory(Arc::new(blob)),
         }
     }
@@ -252,8 +249,8 @@ impl Layer {
             // sees that the producer stopped.
             match tree.write_tar(mtime, tar) {
                 Ok(tar) => {
-                    let (_, diff_id, tar_size) = tar.finish();
-                    Ok((diff_id, tar_size))
+                    let (_, diff_id, _) = tar.finish();
+                    Ok(diff_id)
                 }
                 Err(e) => {
                     tar_error = Some(e);
@@ -261,7 +258,7 @@ impl Layer {
                 }
             }
         });
-        let ((diff_id, tar_size), out) = match result {
+        let (diff_id, out) = match result {
             Ok(done) => done,
             Err(_) if tar_error.is_some() => return Err(tar_error.expect("checked")),
             Err(e) => return Err(staging_err(e)),
@@ -274,38 +271,23 @@ impl Layer {
             digest: blob_digest,
             diff_id,
             size,
-            tar_size: Some(tar_size),
             blob: Blob::Staged(path),
         })
     }
 
     /// A layer ship made before, whose verified blob is the file at `path` (the layer cache).
-    pub fn cached(
-        compression: Compression,
-        digest: String,
-        diff_id: String,
-        tar_size: u64,
-        size: u64,
-        path: PathBuf,
-    ) -> Layer {
-        Layer {
-            media_type: compression.media_type().to_string(),
-            digest,
-            diff_id,
-            size,
-            tar_size: Some(tar_size),
-            blob: Blob::File(path),
-        }
+    pub fn cached(compression: Compression, digest: String, diff_id: String, size: u64, path: PathBuf) -> Layer {
+        Layer { media_type: compression.media_type().to_string(), digest, diff_id, size, blob: Blob::File(path) }
     }
 
     /// A layer whose blob is a file that has already been verified against `digest`.
     pub fn from_file(media_type: String, digest: String, diff_id: String, size: u64, path: PathBuf) -> Layer {
-        Layer { media_type, digest, diff_id, size, tar_size: None, blob: Blob::File(path) }
+        Layer { media_type, digest, diff_id, size, blob: Blob::File(path) }
     }
 
     /// The same for a file ship downloaded or wrote for this run (see [`Blob::Staged`]).
     pub fn from_staged(media_type: String, digest: String, diff_id: String, size: u64, path: PathBuf) -> Layer {
-        Layer { media_type, digest, diff_id, size, tar_size: None, blob: Blob::Staged(path) }
+        Layer { media_type, digest, diff_id, size, blob: Blob::Staged(path) }
     }
 
     pub fn blob(&self) -> &Blob {
@@ -334,7 +316,7 @@ impl Layer {
 
     /// The uncompressed tar, in memory (for comparing two images file by file).
     pub fn tar(&self) -> Result<Arc<Vec<u8>>, Error> {
-        let mut out = Vec::with_capacity(self.tar_size.unwrap_or(0) as usize);
+        let mut out = Vec::new();
         self.copy_tar(&mut out)?;
         Ok(Arc::new(out))
     }

@@ -147,9 +147,9 @@ fn make_layer(tree: &layer::Tree, mtime: u64, req: &Request) -> Result<Layer, Er
     let stream = || Layer::stream(tree, mtime, req.compression, req.threads, &req.staging);
     let Some(c) = &req.layer_cache else { return stream() };
     // A hash of the tar decides whether compressing can be skipped.
-    let (diff_id, tar_size) = tree.tar_digest(mtime)?;
+    let diff_id = tree.tar_digest(mtime)?;
     if let Some((digest, size, path)) = c.lookup(&diff_id, req.compression) {
-        return Ok(Layer::cached(req.compression, digest, diff_id, tar_size, size, path));
+        return Ok(Layer::cached(req.compression, digest, diff_id, size, path));
     }
     let layer = stream()?;
     if layer.diff_id != diff_id {
