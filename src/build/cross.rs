@@ -135,6 +135,16 @@ pub fn mold_proven(version_line: &str, p: &Platform) -> bool {
     major.is_some_and(|m| m >= 2)
 }
 
+/// What a build for `p` links with, said for people: mold where `mold_version` is proven for
+/// `p`, else the GNU ld of the cross compiler `gcc` (none for the host's own platform).
+pub fn linker(p: &Platform, mold_version: Option<&str>, gcc: Option<&Path>) -> String {
+    match (mold_version.filter(|v| mold_proven(v, p)), gcc) {
+        (Some(_), _) => "mold".into(),
+        (None, Some(gcc)) => format!("GNU ld through {}", gcc.display()),
+        (None, None) => "the default linker".into(),
+    }
+}
+
 fn find_in(path: Option<&OsString>, name: &str) -> Option<PathBuf> {
     std::env::split_paths(path?).map(|d| d.join(name)).find(|p| p.is_file())
 }

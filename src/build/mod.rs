@@ -169,6 +169,11 @@ pub fn build(req: &Request, toolchain: &Toolchain, warn: &mut dyn FnMut(&str)) -
     }
     let mold = toolchain.tool("mold");
     let clang = toolchain.tool("clang");
+    // mold through a gcc-style driver: `-fuse-ld=mold`, with mold's directory searched for it.
+    let mold_via_driver = |flags: &mut Vec<String>, mold: &Path| {
+        flags.push("-Clink-arg=-fuse-ld=mold".into());
+        flags.push(format!("-Clink-arg=-B{}", mold.parent().unwrap_or(Path::new("/")).display()));
+    };
     let linker = match (&cross_to, &cross_tools, mold, clang) {
         (Some(p), Some(tools), mold, _) => {
             // The cross gcc drives the link; mold only where it is proven for the target.
@@ -176,8 +181,7 @@ pub fn build(req: &Request, toolchain: &Toolchain, warn: &mut dyn FnMut(&str)) -
             let mold_version = versions.mold.clone().unwrap_or_default();
             match mold.filter(|_| cross::mold_proven(&mold_version, p)) {
                 Some(mold) => {
-                    rustflags.push("-Clink-arg=-fuse-ld=mold".into());
-                    rustflags.push(format!("-Clink-arg=-B{}", mold.parent().unwrap_or(Path::new("/")).display()));
+                    mold_via_driver(&mut rustflags, mold);
                     "mold"
                 }
                 None => {
@@ -203,8 +207,7 @@ pub fn build(req: &Request, toolchain: &Toolchain, warn: &mut dyn FnMut(&str)) -
             "mold"
         }
         (_, _, Some(mold), None) => {
-            rustflags.push("-Clink-arg=-fuse-ld=mold".into());
-            rustflags.push(format!("-Clink-arg=-B{}", mold.parent().unwrap_or(Path::new("/")).display()));
+            mold_via_driver(&mut rustflags, mold);
             "mold"
         }
         (_, _, None, _) => {

@@ -5,7 +5,7 @@ use crate::Error;
 use crate::cli::BuildCommand;
 
 pub fn run(ctx: &Context, cmd: &BuildCommand) -> Result<(), Error> {
-    let platforms = crate::settings::platforms(&cmd.build)?;
+    let platforms = crate::settings::platforms(cmd.build.platform.as_deref())?;
     let mut facts = Vec::new();
     // One binary per platform, one after another (each build uses every core).
     for p in &platforms {

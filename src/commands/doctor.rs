@@ -58,7 +58,7 @@ pub fn run(cmd: &DoctorCommand, config_path: Option<&std::path::Path>) -> Result
     }
     // Cross builds: what each platform other than this machine's needs. Asked for with
     // --platform, a missing piece is a problem; otherwise it is said, not counted.
-    let asked = settings::platforms(&crate::cli::BuildArgs { platform: cmd.platform.clone(), ..Default::default() });
+    let asked = settings::platforms(cmd.platform.as_deref());
     let (platforms, required) = match (&cmd.platform, asked) {
         (Some(_), Ok(ps)) => (ps.into_iter().flatten().collect::<Vec<_>>(), true),
         (Some(_), Err(e)) => {
@@ -76,10 +76,7 @@ pub fn run(cmd: &DoctorCommand, config_path: Option<&std::path::Path>) -> Result
                 let mold = tool("mold")
                     .and_then(|m| std::process::Command::new(m).arg("--version").output().ok())
                     .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
-                let linker = match mold {
-                    Some(v) if crate::build::cross::mold_proven(&v, p) => "mold".to_string(),
-                    _ => format!("GNU ld through {}", tools.gcc.display()),
-                };
+                let linker = crate::build::cross::linker(p, mold.as_deref(), Some(&tools.gcc));
                 line(
                     true,
                     format!("platform {}: Rust std, {}, static glibc; links with {linker}", p.oci, tools.gcc.display()),

@@ -9,7 +9,7 @@ use serde_json::json;
 
 pub fn run(ctx: &Context, args: &ImageArgs) -> Result<(), Error> {
     let settings = settings::image(&args.image, args.image.name.as_deref().map(|n| (n, "--name")), &[], &ctx.loaded)?;
-    let platforms = settings::platforms(&args.build)?;
+    let platforms = settings::platforms(args.build.platform.as_deref())?;
     if platforms.len() > 1 {
         return multi(ctx, args, &settings, &platforms);
     }

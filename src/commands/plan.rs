@@ -195,16 +195,7 @@ pub fn plan(ctx: &Context, args: &RunArgs) -> Result<Plan, Error> {
                 .unwrap_or_else(|| format!("nix toolchain of {}", planned.flake.clone().unwrap_or_default()))
         ),
     );
-    let platforms = settings::platforms(&args.build)?;
-    if platforms.len() > 1 {
-        return Err(settings::Error::BadValue {
-            flag: "--platform",
-            value: args.build.platform.clone().unwrap_or_default(),
-            expected: "one platform here (an image index over several is not made yet)",
-        }
-        .into());
-    }
-    let platform = platforms[0];
+    let platform = settings::one_platform(args.build.platform.as_deref())?;
     let target = match platform {
         Some(p) => Some(p.triple.to_string()),
         None => tc.as_ref().and_then(|t| t.versions().host_triple),

@@ -49,16 +49,8 @@ pub struct Built {
 /// toolchain → project → build, with the epoch from `epoch_flag`, the environment or the
 /// commit: the same epoch the image will take.
 pub fn build(ctx: &Context, args: &BuildArgs, epoch_flag: Option<&str>) -> Result<Built, Error> {
-    let platforms = settings::platforms(args)?;
-    if platforms.len() > 1 {
-        return Err(settings::Error::BadValue {
-            flag: "--platform",
-            value: args.platform.clone().unwrap_or_default(),
-            expected: "one platform here (an image index over several is not made yet); `ship build` takes several",
-        }
-        .into());
-    }
-    build_for(ctx, args, epoch_flag, platforms[0])
+    let platform = settings::one_platform(args.platform.as_deref())?;
+    build_for(ctx, args, epoch_flag, platform)
 }
 
 /// Build for one platform (`None`: the host's).

@@ -9,8 +9,7 @@ use serde_json::json;
 pub fn run(ctx: &Context, cmd: &ToolchainCommand) -> Result<(), Error> {
     let request = settings::toolchain(cmd.toolchain.as_deref(), &ctx.loaded)?;
     let manifest = settings::manifest_path(cmd.manifest_path.as_deref(), &ctx.loaded);
-    let platforms =
-        settings::platforms(&crate::cli::BuildArgs { platform: cmd.platform.clone(), ..Default::default() })?;
+    let platforms = settings::platforms(cmd.platform.as_deref())?;
     let tc = steps::toolchain(ctx, &request, &manifest.value)?;
     let versions = tc.versions();
     // What each asked-for platform needs from this toolchain (the host's needs nothing more).
@@ -29,12 +28,8 @@ pub fn run(ctx: &Context, cmd: &ToolchainCommand) -> Result<(), Error> {
             };
             match checked {
                 Ok(tools) => {
-                    let mold = versions.mold.as_deref().filter(|v| crate::build::cross::mold_proven(v, p));
-                    let linker = match (&tools, mold) {
-                        (_, Some(_)) => "mold".to_string(),
-                        (Some(t), None) => format!("GNU ld through {}", t.gcc.display()),
-                        (None, None) => "the default linker".to_string(),
-                    };
+                    let gcc = tools.as_ref().map(|t| t.gcc.as_path());
+                    let linker = crate::build::cross::linker(p, versions.mold.as_deref(), gcc);
                     json!({"platform": p.oci, "target": p.triple, "ready": true, "linker": linker})
                 }
                 Err(m) => {

@@ -320,8 +320,8 @@ pub fn target_dir(args: &BuildArgs, project: &Project) -> PathBuf {
 }
 
 /// The platforms `--platform` names, in order and each once; `[None]` (the host's) without it.
-pub fn platforms(args: &BuildArgs) -> Result<Vec<Option<build::cross::Platform>>, Error> {
-    let Some(list) = &args.platform else { return Ok(vec![None]) };
+pub fn platforms(flag: Option<&str>) -> Result<Vec<Option<build::cross::Platform>>, Error> {
+    let Some(list) = flag else { return Ok(vec![None]) };
     let mut out = Vec::new();
     for name in list.split(',') {
         let p = build::cross::platform(name).ok_or_else(|| Error::BadValue {
@@ -334,6 +334,19 @@ pub fn platforms(args: &BuildArgs) -> Result<Vec<Option<build::cross::Platform>>
         }
     }
     Ok(out)
+}
+
+/// The one platform `--platform` names (`None`: the host's), for the commands that make one
+/// image.
+pub fn one_platform(flag: Option<&str>) -> Result<Option<build::cross::Platform>, Error> {
+    match platforms(flag)?.as_slice() {
+        [one] => Ok(*one),
+        _ => Err(Error::BadValue {
+            flag: "--platform",
+            value: flag.unwrap_or_default().to_string(),
+            expected: "one platform here (an image index over several is not made yet); `ship build` and `ship image` take several",
+        }),
+    }
 }
 
 /// The build request for a resolved project.
