@@ -447,7 +447,7 @@ pub fn load_tagged(dir: &Path, tag: &str) -> Result<Tagged, Error> {
     let desc = tagged(dir, tag)?;
     let digest = desc.digest().to_string();
     let bytes = read_blob(dir, &digest)?;
-    if !is_index(desc.media_type()) {
+    if !names_index(&desc, &bytes) {
         return load_manifest(dir, digest, bytes).map(Tagged::Image);
     }
     let index: ImageIndex =
@@ -472,10 +472,16 @@ pub fn load(dir: &Path, tag: &str) -> Result<Image, Error> {
     let desc = tagged(dir, tag)?;
     let manifest_digest = desc.digest().to_string();
     let manifest = read_blob(dir, &manifest_digest)?;
-    if is_index(desc.media_type()) || serde_json::from_slice::<ImageIndex>(&manifest).is_ok() {
+    if names_index(&desc, &manifest) {
         return Err(bad(format!("{tag} is an image index, not one image")));
     }
     load_manifest(dir, manifest_digest, manifest)
+}
+
+/// Whether the index.json entry `desc`, whose blob is `bytes`, is an image index: by its media
+/// type, or by its content where the entry's media type does not say.
+fn names_index(desc: &Descriptor, bytes: &[u8]) -> bool {
+    is_index(desc.media_type()) || serde_json::from_slice::<ImageIndex>(bytes).is_ok()
 }
 
 /// The image whose manifest (`manifest_digest`) is `manifest`, with its artifacts.
