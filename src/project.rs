@@ -247,10 +247,29 @@ pub fn licenses(
     meta.packages.into_iter().filter_map(|p| Some(((p.name.to_string(), p.version.to_string()), p.license?))).collect()
 }
 
+/// `git -C dir ARGS`: its trimmed output, or a sentence saying what failed (with git's own).
+pub fn run_git(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`git {}` failed in {}: {}",
+            args.join(" "),
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The same for facts that may be absent: `None` on failure or empty output.
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
-    let out =
-        Command::new("git").arg("-C").arg(dir).args(args).stdin(Stdio::null()).stderr(Stdio::null()).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string()).filter(|s| !s.is_empty())
+    run_git(dir, args).ok().filter(|s| !s.is_empty())
 }
 
 /// Revision, commit time, origin and dirty state of the checkout at `dir`; None outside git.

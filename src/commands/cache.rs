@@ -79,11 +79,7 @@ pub fn run(ctx: &Context, cmd: CacheCommand) -> Result<(), Error> {
         C::Prune { s3, older_than, dry_run, json } => {
             let s = settings::cache(&s3, loaded)?;
             let age = cache::parse_duration(&older_than)?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
-            let r = cache::prune(&s, age, now, dry_run)?;
+            let r = cache::prune(&s, age, super::now(), dry_run)?;
             if json {
                 print_json(&r);
             } else {

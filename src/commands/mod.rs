@@ -50,6 +50,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
 }
 
 /// Pretty JSON on stdout.
+/// Seconds since 1970 now (0 if the clock is before it).
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
 fn print_json(value: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(value).expect("JSON"));
 }

@@ -76,7 +76,7 @@ pub fn build_for(
         tc.root.as_ref().map(|r| format!(" {}", r.display())).unwrap_or_default()
     ));
     let mut warn = |w: &str| ctx.report.warn(w);
-    let started = now();
+    let started = super::now();
     // The licences (for the SBOM) come from a second `cargo metadata`, read while cargo builds.
     let (facts, licenses) = std::thread::scope(|s| {
         let cargo = tc.tool("cargo").expect("a resolved toolchain has cargo");
@@ -112,10 +112,6 @@ pub fn registry_client(
     let creds = registry::auth::resolve(&reference.registry, &inputs);
     let timeouts = settings::parse::timeouts(args.timeout.as_deref(), args.request_timeout.as_deref())?;
     Ok(registry::client::Client::new(&reference.registry, &args.insecure, creds, ctx.verbose, timeouts)?)
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The label that records a registry base, so a push can mount its layers.
@@ -234,7 +230,7 @@ pub fn image(
             &recipe,
             toml,
             built.started,
-            now(),
+            super::now(),
         );
         image.artifacts.push(Artifact::new(
             PROVENANCE_TYPE,

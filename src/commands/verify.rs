@@ -11,7 +11,6 @@ use crate::settings::{self, parse};
 use crate::verify::{self, Difference};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 /// A temporary `git worktree` of `repo` at a revision, removed on drop (and on interrupt).
 struct Checkout {
@@ -22,22 +21,7 @@ struct Checkout {
 }
 
 fn git(repo: &Path, args: &[&str]) -> Result<String, verify::Error> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| verify::Error::Git(format!("cannot run git: {e}")))?;
-    if !out.status.success() {
-        return Err(verify::Error::Git(format!(
-            "`git {}` failed in {}: {}",
-            args.join(" "),
-            repo.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    crate::project::run_git(repo, args).map_err(verify::Error::Git)
 }
 
 impl Checkout {
