@@ -94,6 +94,13 @@ pub fn run() {
     }
 }
 
+/// Wait out an interrupt being handled: the handler holds the commit lock until it exits with
+/// 130, so a run that failed because the handler removed its files does not report that
+/// failure (and exit 1) first. Returns at once otherwise. For main, before an error exit.
+pub fn settle() {
+    drop(COMMIT.lock().unwrap_or_else(|e| e.into_inner()));
+}
+
 /// On SIGINT, SIGTERM or SIGHUP: remove what is registered and exit with 130 (as a shell
 /// reports an interrupted command). Installed once, by main.
 pub fn install_signal_handler() {

@@ -7,6 +7,7 @@ fn main() -> ExitCode {
     match ship::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            ship::cleanup::settle();
             eprintln!("error: {e}");
             // The causes the sentence does not already say: "caused by: connection refused".
             let mut said = e.to_string();
